@@ -1,0 +1,36 @@
+"""Imaging physics: the missing wedge, rotations and the forward model (SPEC section 1)."""
+
+from .forward import add_noise, noise_sigma, rotation_proxy, simulate_observation
+from .missing_wedge import (
+    apply_missing_wedge,
+    check_tilt_range,
+    fourier_grid,
+    missing_band_mask,
+    missing_wedge_mask,
+)
+from .rotations import (
+    cube_rotations,
+    quaternion_to_matrix,
+    random_cube_indices,
+    random_so3,
+    rotate_cube,
+    rotate_volume,
+)
+
+__all__ = [
+    "add_noise",
+    "apply_missing_wedge",
+    "check_tilt_range",
+    "cube_rotations",
+    "fourier_grid",
+    "missing_band_mask",
+    "missing_wedge_mask",
+    "noise_sigma",
+    "quaternion_to_matrix",
+    "random_cube_indices",
+    "random_so3",
+    "rotate_cube",
+    "rotate_volume",
+    "rotation_proxy",
+    "simulate_observation",
+]

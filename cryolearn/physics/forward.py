@@ -1,0 +1,181 @@
+"""The forward model ``y = M(R x) + M n`` and the rotation proxy (SPEC section 1).
+
+Noise is set either by a standard deviation ``sigma`` or by a signal-to-noise
+ratio: ``SNR = var(x) / sigma^2``, the variance of the clean (rotated) volume
+over the box divided by the variance of the white noise per voxel *before* it
+is masked. (Masking keeps the fraction of noise power that falls in the
+measured region, so the noise in ``y`` has variance about
+``sigma^2 * measured_fraction``.)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .missing_wedge import apply_missing_wedge
+from .rotations import rotate_cube
+
+__all__ = ["noise_sigma", "add_noise", "simulate_observation", "rotation_proxy"]
+
+
+def noise_sigma(x: torch.Tensor, snr: float, ndim: int = 3) -> torch.Tensor:
+    """Noise standard deviation that gives a signal-to-noise ratio per volume.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Clean volumes ``(..., D, H, W)`` (the last ``ndim`` axes are spatial).
+    snr : float
+        ``var(x) / sigma^2`` (linear, not dB); must be positive.
+    ndim : int
+        Number of spatial axes.
+
+    Returns
+    -------
+    torch.Tensor
+        ``sigma`` of shape ``x.shape[:-ndim]`` (one per volume), same unit as
+        the voxel values.
+
+    Raises
+    ------
+    ValueError
+        If ``snr`` is not positive.
+    """
+    if not snr > 0:
+        raise ValueError(f"snr must be positive, got {snr}")
+    var = x.flatten(-ndim).var(dim=-1, unbiased=False)
+    return torch.sqrt(var / snr)
+
+
+def add_noise(
+    x: torch.Tensor,
+    sigma: float | torch.Tensor,
+    mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Add white Gaussian noise, masked by the missing wedge if a mask is given.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., D, H, W)`` (any number of spatial axes matching ``mask``).
+    sigma : float or torch.Tensor
+        Noise standard deviation per voxel before masking; a tensor of shape
+        ``x.shape[:-mask.ndim]`` gives one value per volume.
+    mask : torch.Tensor, optional
+        Half-grid measured-region mask: adds ``M n`` instead of ``n``.
+    generator : torch.Generator, optional
+        Seeds the noise (must live on ``x``'s device).
+
+    Returns
+    -------
+    torch.Tensor
+        ``x + n`` or ``x + M n``, same shape, dtype and device as ``x``.
+    """
+    n = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    s = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    if s.ndim:
+        s = s.reshape(*s.shape, *[1] * (x.ndim - s.ndim))
+    n = n * s
+    if mask is not None:
+        n = apply_missing_wedge(n, mask)
+    return x + n
+
+
+def simulate_observation(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    snr: float | None = None,
+    sigma: float | torch.Tensor | None = None,
+    masked_noise: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Simulate observed subtomograms ``y = M x + M n`` (or ``M x + n``).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Clean volumes ``(..., D, H, W)`` (already rotated; see
+        :func:`cryolearn.physics.rotate_cube` and
+        :func:`cryolearn.physics.rotate_volume`). 2D images ``(..., D, W)``
+        work with a 2D mask.
+    mask : torch.Tensor
+        Half-grid mask from :func:`cryolearn.physics.missing_wedge_mask`.
+    snr : float, optional
+        Signal-to-noise ratio ``var(x) / sigma^2`` per volume (see
+        :func:`noise_sigma`). Give exactly one of ``snr`` and ``sigma``.
+    sigma : float or torch.Tensor, optional
+        Noise standard deviation per voxel before masking.
+    masked_noise : bool
+        True (default): ``y = M x + M n``, as in a reconstructed tomogram.
+        False: ``y = M x + n``, the form the CryoGEN-I seed writes.
+    generator : torch.Generator, optional
+        Seeds the noise.
+
+    Returns
+    -------
+    y : torch.Tensor
+        Observations, same shape as ``x``.
+    sigma : torch.Tensor
+        The noise standard deviation used, shape ``x.shape[:-mask.ndim]``.
+
+    Raises
+    ------
+    ValueError
+        If neither or both of ``snr`` and ``sigma`` are given.
+
+    Notes
+    -----
+    Source: SPEC section 1.
+    """
+    if (snr is None) == (sigma is None):
+        raise ValueError("give exactly one of snr and sigma")
+    nd = mask.ndim
+    if snr is not None:
+        sigma_t = noise_sigma(x, snr, ndim=nd)
+    else:
+        sigma_t = torch.as_tensor(sigma, device=x.device, dtype=x.dtype).expand(x.shape[:-nd]).clone()
+    mx = apply_missing_wedge(x, mask)
+    y = add_noise(mx, sigma_t, mask=mask if masked_noise else None, generator=generator)
+    return y, sigma_t
+
+
+def rotation_proxy(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    index: int | torch.Tensor,
+    sigma: float | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Re-degrade candidate volumes: ``T(x; R) + M n = M(R x) + M n``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Candidate clean volumes ``(..., N, N, N)`` (or ``(..., N, N)`` with a
+        2D mask); cubic box.
+    mask : torch.Tensor
+        Half-grid measured-region mask.
+    index : int or torch.Tensor
+        Cube-group element(s) ``R`` (see :func:`cryolearn.physics.cube_rotations`),
+        one per volume when a tensor.
+    sigma : float or torch.Tensor, optional
+        If given, masked noise of this standard deviation is added.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``x``; differentiable in ``x``.
+
+    Notes
+    -----
+    Source: SPEC section 1 ("the rotation proxy"). If ``x`` is a plausible
+    clean volume, the result is distributed like a real observation; the
+    four methods learn from comparing such volumes with real observations.
+    """
+    rx = rotate_cube(x, index, ndim=mask.ndim)
+    out = apply_missing_wedge(rx, mask)
+    if sigma is not None:
+        out = add_noise(out, sigma, mask=mask, generator=generator)
+    return out

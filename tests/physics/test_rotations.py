@@ -1,0 +1,115 @@
+"""Rotations: the cube group applied exactly, and continuous SO(3) (SPEC section 1)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from cryolearn.physics import (
+    cube_rotations,
+    quaternion_to_matrix,
+    random_cube_indices,
+    random_so3,
+    rotate_cube,
+    rotate_volume,
+)
+
+
+@pytest.mark.parametrize("ndim,order", [(3, 24), (2, 4)])
+def test_group_distinct_closed_proper(ndim, order):
+    mats = cube_rotations(ndim, dtype=torch.float64)
+    assert mats.shape == (order, ndim, ndim)
+    assert torch.equal(mats[0], torch.eye(ndim, dtype=torch.float64))
+    keys = {tuple(m.flatten().tolist()) for m in mats}
+    assert len(keys) == order
+    for a in mats:
+        torch.testing.assert_close(a @ a.T, torch.eye(ndim, dtype=torch.float64))
+        assert torch.linalg.det(a).item() == pytest.approx(1.0)
+        for b in mats:
+            assert tuple((a @ b).flatten().tolist()) in keys
+
+
+def _point_volume(n, p):
+    x = torch.zeros(n, n, n, dtype=torch.float64)
+    x[p] = 1.0
+    return x
+
+
+def test_rotate_cube_matches_matrix():
+    n = 7
+    c = (n - 1) / 2
+    p = (1, 2, 5)  # a voxel off every axis
+    mats = cube_rotations(dtype=torch.float64)
+    x = _point_volume(n, p)
+    for i, r in enumerate(mats):
+        y = rotate_cube(x, i)
+        q = (r @ (torch.tensor(p, dtype=torch.float64) - c) + c).round().long()
+        assert y[tuple(q.tolist())] == 1.0 and y.sum() == 1.0
+
+
+def test_rotate_cube_batched_equals_looped_and_2d():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 6, 6, 6, generator=g)
+    idx = random_cube_indices(5, generator=g)
+    out = rotate_cube(x, idx)
+    for b in range(5):
+        torch.testing.assert_close(out[b], rotate_cube(x[b], int(idx[b])))
+    img = torch.randn(4, 8, 8)
+    out2 = rotate_cube(img, torch.arange(4), ndim=2)
+    for b in range(4):
+        torch.testing.assert_close(out2[b], rotate_cube(img[b], b, ndim=2))
+    # 2D group element 1..3 are the non-trivial quarter turns: four of the same turn give the identity.
+    y = img[0]
+    for _ in range(4):
+        y = rotate_cube(y, 1, ndim=2)
+    torch.testing.assert_close(y, img[0])
+
+
+def test_rotate_cube_errors():
+    with pytest.raises(ValueError, match="cubic"):
+        rotate_cube(torch.zeros(4, 4, 5), 1)
+    with pytest.raises(ValueError, match="index"):
+        rotate_cube(torch.zeros(4, 4, 4), 24)
+
+
+def test_quaternion_matches_scipy():
+    q = torch.randn(10, 4, dtype=torch.float64)
+    q = q / q.norm(dim=-1, keepdim=True)
+    ref = Rotation.from_quat(q.numpy()).as_matrix()
+    np.testing.assert_allclose(quaternion_to_matrix(q).numpy(), ref, atol=1e-12)
+
+
+def test_random_so3_is_rotation_and_uniform():
+    g = torch.Generator().manual_seed(1)
+    r = random_so3(4000, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(r @ r.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(4000, 3, 3))
+    assert torch.allclose(torch.linalg.det(r), torch.ones(4000, dtype=torch.float64))
+    # Haar measure: E[R] = 0 and the rotated z axis is uniform on the sphere (E[cos^2] = 1/3).
+    assert r.mean(0).abs().max() < 0.05
+    assert abs((r[:, 0, 0] ** 2).mean().item() - 1 / 3) < 0.02
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(random_so3(3, generator=g1), random_so3(3, generator=g2))
+
+
+def test_rotate_volume_agrees_with_cube_rotation_and_is_batched():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 9, 9, 9, generator=g, dtype=torch.float64)
+    mats = cube_rotations(dtype=torch.float64)
+    idx = [0, 5, 17]
+    out = rotate_volume(x, mats[idx])
+    for b, i in enumerate(idx):
+        torch.testing.assert_close(out[b], rotate_cube(x[b], i), atol=1e-9, rtol=0)
+
+
+def test_rotate_volume_moves_point_like_scipy():
+    n = 21
+    c = (n - 1) / 2
+    x = torch.zeros(n, n, n, dtype=torch.float64)
+    p = torch.tensor([c + 5.0, c, c - 3.0], dtype=torch.float64)
+    x[tuple(p.long().tolist())] = 1.0
+    rot = Rotation.from_euler("zyx", [30, 20, 10], degrees=True).as_matrix()
+    y = rotate_volume(x, torch.from_numpy(rot))
+    coords = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64)] * 3, indexing="ij"), -1)
+    centroid = (coords * y[..., None]).sum((0, 1, 2)) / y.sum()
+    expect = torch.from_numpy(rot) @ (p - c) + c
+    torch.testing.assert_close(centroid, expect, atol=0.05, rtol=0)
