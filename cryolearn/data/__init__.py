@@ -1,0 +1,38 @@
+"""Data: MRC files, real-structure maps and simulated data sets (SPEC sections 1, 4 and 6).
+
+- :mod:`~cryolearn.data.mrc`: :func:`read_mrc`, :func:`write_mrc` (atomic),
+  :func:`normalize`, :func:`read_subtomograms`.
+- :mod:`~cryolearn.data.structures`: :func:`density_from_model` (atomic model
+  to map with gemmi), :func:`fourier_crop`, :func:`load_structure_maps` and
+  :func:`verify_manifest` for the maps committed under ``data/``.
+- :mod:`~cryolearn.data.datasets`: :func:`simulate_subtomograms`,
+  :func:`split_by_structure`, :func:`random_blobs_2d`.
+"""
+
+from .datasets import SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
+from .mrc import normalize, read_mrc, read_subtomograms, write_mrc
+from .structures import (
+    StructureMaps,
+    data_root,
+    density_from_model,
+    fourier_crop,
+    load_structure_maps,
+    verify_manifest,
+)
+
+__all__ = [
+    "StructureMaps",
+    "SubtomogramDataset",
+    "data_root",
+    "density_from_model",
+    "fourier_crop",
+    "load_structure_maps",
+    "normalize",
+    "random_blobs_2d",
+    "read_mrc",
+    "read_subtomograms",
+    "simulate_subtomograms",
+    "split_by_structure",
+    "verify_manifest",
+    "write_mrc",
+]

@@ -1,0 +1,264 @@
+"""CryoGEN-I: MAP estimation under an adversarially learned energy prior (SPEC section 2).
+
+The prior is ``p(x) = exp(-E_psi(x)) / Z``; the MAP estimate minimises::
+
+    J(x; y) = ||y - M x||^2 / (2 sigma^2) + lambda * E_psi(x)
+
+and never needs ``Z``. The energy is learned in observation space: a critic
+``D_psi`` tells real observations from re-degraded reconstructions
+``M(R G(y)) + M n``, and ``E_psi(x) = softplus(-D_psi(M(R x) + M n))`` averaged
+over random ``R`` (the non-saturating GAN loss). Each training step alternates
+a D-step, an E-step (a few Langevin steps on ``x`` from ``G(y)`` under ``J``)
+and an M-step (update ``G`` on ``J`` with the E-step candidates as regression
+targets).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..nn import Critic
+from ..physics import rotation_proxy
+from ..sampling import langevin
+from .base import Method, Reconstruction, register_method
+
+__all__ = ["CryoGEN1"]
+
+
+@register_method("cryogen1")
+class CryoGEN1(Method):
+    """CryoGEN-I: alternating D-, E- and M-steps with the rotation proxy.
+
+    Parameters
+    ----------
+    mask, sigma, network, base_channels, batch_size, lr, rotations, seed
+        As :class:`cryolearn.methods.Method`.
+    lam : float
+        Weight ``lambda`` of the energy in the MAP objective (the fidelity is
+        per voxel, the energy per volume).
+    n_critic : int
+        D-updates per step.
+    loss : {"bce", "wgan-gp"}
+        Critic loss: binary cross-entropy (non-saturating GAN), or
+        Wasserstein GAN with gradient penalty (weight ``gp_weight``).
+    lr_critic : float
+        Adam learning rate of the critic.
+    e_steps : int
+        Langevin steps of the E-step (0 skips it: the M-step then has no
+        regression target).
+    e_step_size : float
+        E-step step size in units of ``sigma^2`` (stable below about 1).
+    e_temperature : float
+        Temperature of the E-step chains (0 < T; 1 is the posterior itself).
+    mu : float
+        Weight of the regression of ``G(y)`` onto the E-step candidates.
+    critic_channels : int
+        Width of the critic.
+
+    Notes
+    -----
+    Source: SPEC section 2 ("CryoGEN-I"); seed document 002; book chapter
+    "CryoGEN-I". Adversarial training can oscillate or collapse; the chapter
+    shows both on a toy.
+    """
+
+    def __init__(
+        self,
+        *args,
+        lam: float = 0.1,
+        n_critic: int = 1,
+        loss: str = "bce",
+        gp_weight: float = 10.0,
+        lr_critic: float = 1e-3,
+        e_steps: int = 5,
+        e_step_size: float = 0.1,
+        e_temperature: float = 0.1,
+        mu: float = 1.0,
+        critic_channels: int = 8,
+        **kwargs,
+    ):
+        if loss not in ("bce", "wgan-gp"):
+            raise ValueError(f"loss must be 'bce' or 'wgan-gp', got {loss!r}")
+        self.lam, self.n_critic, self.loss_kind, self.gp_weight = float(lam), int(n_critic), loss, float(gp_weight)
+        self.lr_critic, self.e_steps, self.e_step_size = float(lr_critic), int(e_steps), float(e_step_size)
+        self.e_temperature, self.mu, self.critic_channels = float(e_temperature), float(mu), int(critic_channels)
+        super().__init__(*args, **kwargs)
+
+    def _build(self) -> None:
+        self.critic = Critic(ndim=self.ndim, base_channels=self.critic_channels)
+
+    def _modules(self):
+        return {**super()._modules(), "critic": self.critic}
+
+    def _make_optimizers(self):
+        return {
+            **super()._make_optimizers(),
+            "critic": torch.optim.Adam(self.critic.parameters(), lr=self.lr_critic, betas=(0.5, 0.999)),
+        }
+
+    # ----- the energy and the MAP objective -------------------------------------
+    def energy(self, x: torch.Tensor, average: bool = False) -> torch.Tensor:
+        """``E_psi(x) = softplus(-D_psi(M(R x) + M n))``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(..., D, H, W)`` candidate clean volumes.
+        average : bool
+            False: one random ``R`` and fresh noise per volume (the stochastic
+            estimate used in training). True: the average over every rotation
+            in :attr:`rotations`, without noise (deterministic, for MAP refinement).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(...)`` energies (low = plausible), differentiable in ``x``.
+        """
+        flat = x.reshape(-1, *x.shape[-self.ndim :])
+        if average:
+            rots = self.rotations.to(x.device)
+            xr = flat.unsqueeze(0).expand(rots.numel(), *flat.shape)  # (G, B, ...)
+            d = self.critic(rotation_proxy(xr, self.mask, rots.view(-1, 1)))
+        else:
+            d = self.critic(self.redegrade(flat))
+        e = F.softplus(-d) if self.loss_kind == "bce" else -d
+        if average:
+            e = e.mean(0)
+        return e.reshape(x.shape[: -self.ndim])
+
+    def map_objective(self, y: torch.Tensor, x: torch.Tensor, average: bool = False) -> torch.Tensor:
+        """``J(x; y)`` per voxel: fidelity per voxel plus ``lambda * E_psi(x)`` / voxel count.
+
+        Parameters
+        ----------
+        y, x : torch.Tensor
+            ``(..., D, H, W)``; ``y`` broadcasts against ``x``.
+        average : bool
+            Passed to :meth:`energy`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(...)``.
+        """
+        n_vox = math.prod(x.shape[-self.ndim :])
+        return self.data_fidelity(y, x) + self.lam * self.energy(x, average=average) / n_vox
+
+    # ----- training --------------------------------------------------------------
+    def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        d_real, d_fake = self.critic(real), self.critic(fake)
+        if self.loss_kind == "bce":
+            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        t = torch.rand(real.shape[0], generator=self.generator, device=self.generator.device).to(real)
+        t = t.view(-1, *[1] * (real.ndim - 1))
+        mix = (t * real + (1 - t) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.critic(mix).sum(), mix, create_graph=True)
+        gp = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+        return d_fake.mean() - d_real.mean() + self.gp_weight * gp
+
+    def e_step(self, y: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """A few Langevin steps on ``x`` under ``J(x; y)`` from ``x0`` (candidate restorations).
+
+        Parameters
+        ----------
+        y, x0 : torch.Tensor
+            ``(B, D, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, D, H, W)`` candidates, detached.
+        """
+        if self.e_steps == 0:
+            return x0.detach()
+        n_vox = math.prod(x0.shape[-self.ndim :])
+
+        def potential(x):  # (1, B, ...) -> (1, B): the MAP objective at the volume scale
+            return n_vox * self.map_objective(y, x)
+
+        res = langevin(
+            potential,
+            x0.detach().unsqueeze(0),
+            step_size=self.e_step_size * self.sigma**2,
+            n_steps=self.e_steps,
+            temperature=self.e_temperature,
+            generator=self.generator,
+        )
+        return res.final[0].detach()
+
+    def training_step(self, y: torch.Tensor, y_ref: torch.Tensor) -> dict[str, float]:
+        # D-step: real observations against re-degraded reconstructions.
+        with torch.no_grad():
+            x_hat = self.network(y)
+        for _ in range(self.n_critic):
+            loss_d = self._critic_loss(y_ref, self.redegrade(x_hat))
+            self.optimizers["critic"].zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.optimizers["critic"].step()
+        # E-step: candidates spread around G(y) under the MAP objective.
+        for p in self.critic.parameters():
+            p.requires_grad_(False)
+        try:
+            x_e = self.e_step(y, x_hat)
+            # M-step: G on the MAP objective, regressed onto the candidates.
+            x_hat = self.network(y)
+            fid = self.data_fidelity(y, x_hat).mean()
+            energy = self.energy(x_hat).mean()
+            reg = (x_hat - x_e).pow(2).mean() / self.sigma**2
+            n_vox = math.prod(y.shape[-self.ndim :])
+            loss_g = fid + self.lam * energy / n_vox + self.mu * reg
+            self.optimizers["network"].zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.optimizers["network"].step()
+        finally:
+            for p in self.critic.parameters():
+                p.requires_grad_(True)
+        return {"critic": loss_d.item(), "fidelity": fid.item(), "energy": energy.item(), "regression": reg.item()}
+
+    # ----- inference ---------------------------------------------------------------
+    def reconstruct(self, y: torch.Tensor, batch_size: int = 32, refine_steps: int = 0, refine_step_size: float = 0.5) -> Reconstruction:
+        """``G(y)``, optionally refined per observation by gradient descent on ``J`` with the energy frozen.
+
+        Parameters
+        ----------
+        y : torch.Tensor
+            ``(D, H, W)`` or ``(..., D, H, W)``.
+        batch_size : int
+            Volumes per forward pass of ``G``.
+        refine_steps : int
+            Gradient-descent steps on ``x`` (all observations at once) on the
+            MAP objective with the rotation-averaged energy (deterministic).
+        refine_step_size : float
+            Step in units of ``sigma^2`` on the objective at the volume scale
+            (the fidelity alone is stable below 2).
+
+        Returns
+        -------
+        Reconstruction
+            ``mean`` of ``y``'s shape; ``diagnostics["map_objective"]`` holds
+            ``J`` per observation after refinement.
+        """
+        x = self.predict(y, batch_size)
+        if refine_steps <= 0:
+            return Reconstruction(mean=x)
+        self.critic.eval()
+        for p in self.critic.parameters():
+            p.requires_grad_(False)
+        yd = y.to(self.device)
+        xv = x.to(self.device).clone()
+        n_vox = math.prod(y.shape[-self.ndim :])
+        try:
+            for _ in range(refine_steps):
+                xv.requires_grad_(True)
+                j = self.map_objective(yd, xv, average=True)
+                (grad,) = torch.autograd.grad(j.sum() * n_vox, xv)
+                xv = (xv - refine_step_size * self.sigma**2 * grad).detach()
+            with torch.no_grad():
+                j = self.map_objective(yd, xv, average=True)
+        finally:
+            for p in self.critic.parameters():
+                p.requires_grad_(True)
+        return Reconstruction(mean=xv.to(y.device), diagnostics={"map_objective": j.to(y.device)})

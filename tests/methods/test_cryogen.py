@@ -1,0 +1,140 @@
+"""CryoGEN-I and CryoGEN-II: the shared interface and the objectives (SPEC section 2)."""
+
+import numpy as np
+import ot as pot
+import pytest
+import torch
+
+from cryolearn.methods import CryoGEN1, CryoGEN2, Reconstruction, available_methods, get_method
+from cryolearn.physics import missing_wedge_mask, simulate_observation
+
+N2D = 16
+
+
+def _images(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, N2D, N2D, generator=g)
+    x = torch.nn.functional.avg_pool2d(x[:, None], 3, 1, 1)[:, 0]  # smooth, so the wedge matters
+    x = (x - x.mean((-2, -1), keepdim=True)) / x.std((-2, -1), keepdim=True)
+    mask = missing_wedge_mask((N2D, N2D), (-45, 45))
+    y, _ = simulate_observation(x, mask, sigma=0.3, generator=g)
+    return y, mask
+
+
+def _make(name, mask, **kw):
+    return get_method(name, mask=mask, sigma=0.3, base_channels=4, batch_size=8, seed=3, **kw)
+
+
+def test_registry():
+    assert {"cryogen1", "cryogen2"} <= set(available_methods())
+    y, mask = _images()
+    assert isinstance(_make("cryogen2", mask), CryoGEN2)
+    assert isinstance(_make("cryogen1", mask), CryoGEN1)
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("nope", mask=mask, sigma=1.0)
+
+
+def test_identity_at_init_and_reconstruct_shapes():
+    y, mask = _images()
+    m = _make("cryogen2", mask)
+    r = m.reconstruct(y[0])
+    assert isinstance(r, Reconstruction) and r.mean.shape == y[0].shape
+    torch.testing.assert_close(r.mean, y[0])  # G(y) = y before training: the no-restoration baseline
+    assert m.reconstruct(y[:5]).mean.shape == (5, N2D, N2D)
+    assert m.reconstruct(y[:6].view(2, 3, N2D, N2D)).mean.shape == (2, 3, N2D, N2D)
+    with pytest.raises(ValueError, match="half grid"):
+        m.reconstruct(torch.zeros(N2D, N2D + 2))
+    with pytest.raises(ValueError, match="NaN"):
+        m.fit(torch.full((4, N2D, N2D), float("nan")), 1, progress=False)
+
+
+def test_cryogen2_transport_loss_equals_pot_emd2():
+    y, mask = _images()
+    m = _make("cryogen2", mask)
+    a, b = y[:8].double(), y[8:16].double() + 0.1
+    cost = 0.5 * torch.cdist(a.flatten(1), b.flatten(1)) ** 2
+    ref = pot.emd2(np.full(8, 1 / 8), np.full(8, 1 / 8), cost.numpy())
+    got = m.transport_loss(a, b).item() * m.sigma**2 * a[0].numel()
+    assert got == pytest.approx(ref, rel=1e-8)
+
+
+@pytest.mark.parametrize("name", ["cryogen1", "cryogen2"])
+def test_gradients_reach_every_parameter(name):
+    y, mask = _images()
+    m = _make(name, mask)
+    m.fit(y, 3, progress=False)  # after the zero-initialised output layer has moved
+    for mod_name, mod in m._modules().items():
+        mod.zero_grad()
+    m.generator = torch.Generator().manual_seed(0)
+    x = m.network(y[:8])
+    loss = m.data_fidelity(y[:8], x).mean() + m.redegrade(x).pow(2).mean()
+    if name == "cryogen1":
+        loss = loss + m.energy(x).mean()
+    loss.backward()
+    for mod_name, mod in m._modules().items():
+        for pname, p in mod.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{mod_name}.{pname} got no gradient"
+
+
+def test_cryogen2_training_lowers_objective():
+    y, mask = _images(n=8)
+    m = _make("cryogen2", mask, lr=3e-3)
+
+    def objective():
+        m.generator = torch.Generator().manual_seed(123)  # same rotations and noise each time
+        with torch.no_grad():
+            x = m.network(y)
+            return (m.data_fidelity(y, x).mean() + m.lam * m.transport_loss(m.redegrade(x), y)).item()
+
+    before = objective()
+    m.generator = torch.Generator().manual_seed(1)
+    m.fit(y, 10, progress=False)
+    assert objective() < before
+
+
+@pytest.mark.parametrize("name", ["cryogen1", "cryogen2"])
+def test_same_seed_same_result_and_resume(name, tmp_path):
+    y, mask = _images()
+    a = _make(name, mask).fit(y, 4, progress=False)
+    b = _make(name, mask).fit(y, 4, progress=False)
+    torch.testing.assert_close(a.predict(y), b.predict(y), rtol=0, atol=0)
+    # Interrupted after 2 steps and resumed from the checkpoint = uninterrupted.
+    ck = tmp_path / "ck.pt"
+    _make(name, mask).fit(y, 2, progress=False, checkpoint=ck)
+    c = _make(name, mask).fit(y, 4, progress=False, checkpoint=ck)
+    assert c.step == 4 and len(c.history) == 4
+    torch.testing.assert_close(a.predict(y), c.predict(y), rtol=0, atol=0)
+
+
+def test_cryogen2_potential_and_witness():
+    y, mask = _images()
+    m = _make("cryogen2", mask, potential=True)
+    m.fit(y, 2, progress=False)
+    assert "potential" in m.history[-1]
+    w = m.witness(y[:3].requires_grad_(True))
+    assert w.shape == (3,)
+    w.sum().backward()
+
+
+def test_cryogen1_map_refinement_lowers_objective():
+    y, mask = _images()
+    m = _make("cryogen1", mask).fit(y, 3, progress=False)
+    r = m.reconstruct(y[:4], refine_steps=15)
+    assert r.mean.shape == (4, N2D, N2D)
+    with torch.no_grad():
+        j0 = m.map_objective(y[:4], m.predict(y[:4]), average=True)
+    torch.testing.assert_close(r.diagnostics["map_objective"], m.map_objective(y[:4], r.mean, average=True))
+    assert (r.diagnostics["map_objective"] < j0).all()  # gradient descent on a deterministic objective
+    assert (r.mean - m.predict(y[:4])).abs().max() > 0  # and it moved
+
+
+def test_bad_arguments():
+    y, mask = _images()
+    with pytest.raises(ValueError, match="sigma"):
+        CryoGEN2(mask=mask, sigma=0.0)
+    with pytest.raises(ValueError, match="ot_method"):
+        CryoGEN2(mask=mask, sigma=1.0, ot_method="bad")
+    with pytest.raises(ValueError, match="loss"):
+        CryoGEN1(mask=mask, sigma=1.0, loss="bad")
+    with pytest.raises(ValueError, match="rotations"):
+        CryoGEN2(mask=mask, sigma=1.0, rotations=[7])

@@ -1,0 +1,144 @@
+"""CryoWGEN-I and -II against the closed-form Gaussian posterior with w = 0 (SPEC section 2)."""
+
+import pytest
+import torch
+
+from cryolearn.methods import BoltzmannPosterior, CryoWGEN1, CryoWGEN2, gaussian_posterior, get_method
+from cryolearn.physics import apply_missing_wedge, missing_wedge_mask, simulate_observation
+
+SIGMA, BETA = 0.5, 2.0
+
+
+def _data(shape=(16, 16, 16), n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=g, dtype=torch.float64)
+    mask = missing_wedge_mask(shape, (-60, 60))
+    y, _ = simulate_observation(x, mask, sigma=SIGMA, generator=g)
+    x_bar = y + 0.3 * torch.randn(y.shape, generator=g, dtype=torch.float64)  # an imperfect reconstructor output
+    return x, y, x_bar, mask
+
+
+def _fourier_stats(samples, mask):
+    """Per-coefficient mean and variance E|F - E F|^2 of samples (S, B, ...) (orthonormal rfft)."""
+    f = torch.fft.rfftn(samples, dim=(-3, -2, -1), norm="ortho")
+    var = f.real.var(0) + f.imag.var(0)
+    return f.mean(0), var
+
+
+def test_closed_form_by_brute_force_in_fourier():
+    """The Gaussian posterior equals the minimiser / curvature of U, checked coefficient-wise."""
+    x, y, x_bar, mask = _data(shape=(8, 8, 8))
+    gp = gaussian_posterior(y, x_bar, mask, SIGMA, gamma=1.0, beta=BETA)
+    post = BoltzmannPosterior(y, x_bar, mask, SIGMA, 1.0, BETA)
+    # The mean is the minimiser of U: its gradient vanishes there.
+    m = gp.mean.clone().unsqueeze(0).requires_grad_(True)
+    (grad,) = torch.autograd.grad(post.potential(m).sum(), m)
+    assert grad.abs().max() < 1e-10
+    # Measured coefficients of the mean move toward y, missing ones stay at x_bar.
+    wedge_part = apply_missing_wedge(gp.mean - x_bar, mask)
+    torch.testing.assert_close(gp.mean - x_bar, wedge_part)
+    # Voxel variance is the average coefficient variance; the wedge raises it above the all-measured value.
+    assert (gp.std**2).mean().item() > 1.0 / (1 / SIGMA**2 + BETA)
+    assert (gp.std**2).mean().item() < 1.0 / BETA
+
+
+def test_cryowgen2_matches_closed_form_per_fourier_coefficient():
+    sigma, beta = 1.0, 2.0  # comparable precisions: the wedge relaxes fast enough for a short chain
+    g = torch.Generator().manual_seed(0)
+    shape = (16, 16, 16)
+    mask = missing_wedge_mask(shape, (-60, 60))
+    y, _ = simulate_observation(torch.randn(1, *shape, generator=g, dtype=torch.float64), mask, sigma=sigma, generator=g)
+    x_bar = y + 0.3 * torch.randn(y.shape, generator=g, dtype=torch.float64)
+    m = CryoWGEN2(mask=mask, sigma=sigma, gamma=1.0, beta=beta, n_chains=32, step_size=0.1,
+                  n_steps=350, burn_in=150, thin=10, base_channels=2, seed=0)
+    m.generator = torch.Generator().manual_seed(0)
+    mean, var, samples, diag = m.sample(y, x_bar, m.n_chains)
+    gp = gaussian_posterior(y, x_bar, mask, sigma, 1.0, beta)
+    # Mean in real space: error small against the posterior std.
+    assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.02
+    # Variance of the Fourier coefficients, inside and outside the wedge: relative error below 10%.
+    _, fvar = _fourier_stats(samples, mask)
+    assert abs(fvar[:, ~mask].mean() / gp.var_fourier[~mask].mean() - 1) < 0.1
+    assert abs(fvar[:, mask].mean() / gp.var_fourier[mask].mean() - 1) < 0.1
+    assert (fvar[:, ~mask].mean() / fvar[:, mask].mean()).item() > 1.3  # the wedge is where the spread sits
+    # Voxel-wise std map and the potential trace.
+    assert abs((var.mean() / gp.std.pow(2).mean()).item() - 1) < 0.1
+    assert m.last_trace.shape == (350, 32, 1) and diag["potential"].shape == (1,)
+
+
+def test_cryowgen1_matches_closed_form_in_low_dimension_and_ess_collapses():
+    ess = {}
+    for n in (4, 16):
+        x, y, x_bar, mask = _data(shape=(n, n), n=3, seed=1)
+        m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_samples=20000, base_channels=2, seed=0)
+        m.network.double()
+        m.generator = torch.Generator().manual_seed(0)
+        mean, var, samples, diag = m.sample(y, x_bar, m.n_samples)
+        ess[n] = diag["ess"].mean().item()
+        if n == 4:
+            gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA)
+            assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.05
+            assert abs((var.mean() / gp.std.pow(2).mean()).item() - 1) < 0.1
+    assert ess[16] < 0.05 * ess[4]  # the effective sample size collapses with the dimension
+
+
+@pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
+def test_low_temperature_contracts_onto_point_estimate(name):
+    if name == "cryowgen1":
+        # Reweighting candidates drawn around x_bar can only contract onto x_bar itself, so x_bar is
+        # CryoGEN-II's kind of answer: it fits the data (M x_bar = y) and is then argmin U.
+        # A low dimension, since the effective sample size collapses in 3D.
+        x, y, _, mask = _data(shape=(4, 4), n=2, seed=2)
+        z = torch.randn(y.shape, generator=torch.Generator().manual_seed(3), dtype=y.dtype)
+        x_bar = y + z - apply_missing_wedge(z, mask)
+        kw = dict(n_samples=4096)
+    else:
+        # Langevin walks: from an x_bar that does not fit the data it still finds argmin U.
+        x, y, x_bar, mask = _data(shape=(8, 8, 8), n=2, seed=2)
+        assert (x_bar - gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA).mean).abs().max() > 0.1
+        kw = dict(n_chains=16, n_steps=200, burn_in=150, thin=10)
+    point = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA).mean  # argmin U
+    spreads = []
+    for gamma in (1.0, 1e-4):
+        m = get_method(name, mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, base_channels=2, seed=0, **kw)
+        m.generator = torch.Generator().manual_seed(0)
+        mean, var, _, _ = m.sample(y, x_bar, m.n_samples)
+        spreads.append(var.mean().sqrt().item())
+    assert (mean - point).abs().max() < 0.02
+    assert spreads[1] < 0.02 * spreads[0]
+
+
+def test_std_larger_in_wedge_and_reconstruct_interface():
+    x, y, x_bar, mask = _data(shape=(8, 8, 8), n=3)
+    m = CryoWGEN2(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_chains=16, n_steps=150, burn_in=100, thin=5,
+                  base_channels=2, seed=0)
+    m.network.double()
+    r = m.reconstruct(y)
+    assert r.mean.shape == y.shape and r.std.shape == y.shape and r.samples.shape[1:] == y.shape
+    _, fvar = _fourier_stats(r.samples, mask)
+    assert fvar[:, ~mask].mean() > 2 * fvar[:, mask].mean()
+    r1 = m.reconstruct(y[0])
+    assert r1.mean.shape == y[0].shape and r1.diagnostics["potential"].shape == ()
+
+
+@pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
+def test_amortised_training_runs_and_resumes(name, tmp_path):
+    x, y, x_bar, mask = _data(shape=(8, 8, 8), n=6)
+    y = y.float()
+    kw = dict(mask=mask, sigma=SIGMA, beta=BETA, base_channels=2, batch_size=4, seed=1)
+    a = get_method(name, **kw).fit(y, 3, progress=False)
+    assert "amortization" in a.history[-1]
+    ck = tmp_path / "c.pt"
+    get_method(name, **kw).fit(y, 2, progress=False, checkpoint=ck)
+    b = get_method(name, **kw).fit(y, 3, progress=False, checkpoint=ck)
+    torch.testing.assert_close(a.predict(y), b.predict(y), rtol=0, atol=0)
+
+
+def test_bad_parameters():
+    _, _, _, mask = _data(shape=(8, 8, 8), n=1)
+    with pytest.raises(ValueError, match="gamma"):
+        gaussian_posterior(torch.zeros(8, 8, 8), torch.zeros(8, 8, 8), mask, 1.0, gamma=0.0)
+    with pytest.raises(ValueError, match="beta"):
+        BoltzmannPosterior(torch.zeros(1, 8, 8, 8), torch.zeros(1, 8, 8, 8), mask, 1.0, beta=-1.0)
+    with pytest.raises(ValueError, match="burn_in"):
+        CryoWGEN2(mask=mask, sigma=1.0, n_steps=10, burn_in=10)
