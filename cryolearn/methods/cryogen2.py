@@ -41,7 +41,8 @@ class CryoGEN2(Method):
         with a small ``reg`` on the tensors' device.
     reg : float
         Entropic regularisation for ``ot_method="sinkhorn"``, relative to the
-        median cost.
+        standard deviation of the minibatch costs (see
+        :func:`cryolearn.ot.minibatch_ot_plan`).
     potential : bool
         Also fit a potential network ``phi_omega`` to the minibatch dual
         potentials of the real observations (a regression, not a game); it

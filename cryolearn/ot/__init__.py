@@ -1,0 +1,28 @@
+"""Optimal transport: 1D monotone matching, log-domain Sinkhorn, the semi-dual and the CryoGEN-II minibatch loss (SPEC section 2)."""
+
+from .one_d import monotone_plan_1d, wasserstein_1d, wasserstein_distance_1d
+from .semidual import (
+    MinibatchOTResult,
+    SemidualResult,
+    c_transform,
+    minibatch_ot_loss,
+    minibatch_ot_plan,
+    semidual_ot,
+    sqeuclidean_cost,
+)
+from .sinkhorn import SinkhornResult, sinkhorn
+
+__all__ = [
+    "MinibatchOTResult",
+    "SemidualResult",
+    "SinkhornResult",
+    "c_transform",
+    "minibatch_ot_loss",
+    "minibatch_ot_plan",
+    "monotone_plan_1d",
+    "semidual_ot",
+    "sinkhorn",
+    "sqeuclidean_cost",
+    "wasserstein_1d",
+    "wasserstein_distance_1d",
+]
