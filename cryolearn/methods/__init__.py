@@ -10,6 +10,7 @@ from .cryogen2 import CryoGEN2
 from .cryowgen1 import CryoWGEN1, PosteriorMethod
 from .cryowgen2 import CryoWGEN2
 from .posterior import BoltzmannPosterior, GaussianPosterior, gaussian_posterior
+from .pretrained import ReferenceSetup, load_pretrained, train_reference
 
 __all__ = [
     "BoltzmannPosterior",
@@ -19,6 +20,9 @@ __all__ = [
     "CryoWGEN2",
     "GaussianPosterior",
     "PosteriorMethod",
+    "ReferenceSetup",
+    "load_pretrained",
+    "train_reference",
     "gaussian_posterior",
     "Method",
     "Reconstruction",
