@@ -208,7 +208,8 @@ class FSCResult:
 
         Notes
         -----
-        Shells without samples (``nan``) are skipped. The crossing is the first
+        Shells without samples (``nan``) and the origin shell (which holds
+        only the mean, zero for normalised volumes) are skipped. The crossing is the first
         shell ``i`` with ``fsc_i < threshold``; between it and the previous
         shell ``p`` the frequency is interpolated linearly,
         ``f = f_p + (fsc_p - t) / (fsc_p - fsc_i) (f_i - f_p)``. If the first
@@ -216,7 +217,7 @@ class FSCResult:
         shell is below, it is the last shell's frequency and ``crossed`` is
         False. Source: SPEC section 3 (the 0.5 and 0.143 crossings).
         """
-        valid = self.n_samples > 0
+        valid = (self.n_samples > 0) & (self.frequency > 0)
         if not valid.any():
             raise ValueError("every FSC shell is empty (the region holds no Fourier sample)")
         f = self.spatial_frequency[valid]

@@ -121,10 +121,14 @@ def test_resolution_at_interpolates_a_synthetic_curve():
     both = fsc_crossings(res)
     assert set(both) == {0.5, 0.143}
     torch.testing.assert_close(both[0.143].frequency[0], torch.tensor(0.5 * (1 - 0.143) / 2.0, dtype=torch.float64))
-    # without a voxel size: 1/voxel, and a curve below at the origin shell gives frequency 0
-    res2 = FSCResult(frequency=f, fsc=torch.full_like(f, 0.1), n_samples=torch.ones(11, dtype=torch.long))
+    # without a voxel size: 1/voxel; the origin shell (the mean only) is skipped, so a curve that is low
+    # there but high after it still crosses later, and one low everywhere crosses at the first shell past it
+    res2 = FSCResult(frequency=f, fsc=torch.stack([torch.full_like(f, 0.1), torch.cat([f[:1], torch.ones(10, dtype=f.dtype)])]),
+                     n_samples=torch.ones(11, dtype=torch.long))
     c2 = res2.resolution_at(0.5)
-    assert c2.unit == "1/voxel" and c2.frequency == 0 and c2.resolution.isinf()
+    assert c2.unit == "1/voxel"
+    torch.testing.assert_close(c2.frequency, torch.tensor([0.05, 0.5], dtype=torch.float64))
+    assert c2.crossed.tolist() == [True, False]
 
 
 def test_resolution_of_a_low_pass_copy():
