@@ -92,6 +92,67 @@ class Reconstruction:
     std: torch.Tensor | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
+    def save(self, folder: str | os.PathLike, voxel_size: float, prefix: str = "", n_samples: int = 0,
+             overwrite: bool = False) -> list[Path]:
+        """Write the mean, the std map and some samples as MRC files (ChimeraX, IMOD).
+
+        Parameters
+        ----------
+        folder : path
+            Output folder (created if missing).
+        voxel_size : float
+            Angstrom per voxel, written to the headers.
+        prefix : str
+            File-name prefix.
+        n_samples : int
+            How many posterior samples to write per observation (0: none).
+        overwrite : bool
+            Replace existing files; otherwise an existing file raises
+            ``FileExistsError`` before anything is written.
+
+        Returns
+        -------
+        list of pathlib.Path
+            ``{prefix}{i:04d}_mean.mrc``, ``_std.mrc``, ``_sample{s:03d}.mrc``
+            per observation ``i`` (no index for a single volume).
+
+        Raises
+        ------
+        FileExistsError
+            If a target exists and ``overwrite`` is False.
+        ValueError
+            If ``n_samples`` exceeds the samples held, or the volumes are not 3D.
+
+        Notes
+        -----
+        Each file is written atomically by :func:`cryolearn.data.write_mrc`.
+        """
+        from ..data import write_mrc
+
+        if self.mean.ndim < 3:
+            raise ValueError(f"MRC files hold 3D volumes; the mean has shape {tuple(self.mean.shape)}")
+        held = 0 if self.samples is None else self.samples.shape[0]
+        if n_samples > held:
+            raise ValueError(f"asked for {n_samples} samples but the reconstruction holds {held}")
+        single = self.mean.ndim == 3
+        means = self.mean.reshape(-1, *self.mean.shape[-3:])
+        stds = None if self.std is None else self.std.reshape(-1, *self.std.shape[-3:])
+        samples = None if not n_samples else self.samples[:n_samples].reshape(n_samples, -1, *self.mean.shape[-3:])
+        folder = Path(folder)
+        jobs = []
+        for i in range(means.shape[0]):
+            stem = prefix if single else f"{prefix}{i:04d}_"
+            jobs.append((folder / f"{stem}mean.mrc", means[i]))
+            if stds is not None:
+                jobs.append((folder / f"{stem}std.mrc", stds[i]))
+            for k in range(n_samples):
+                jobs.append((folder / f"{stem}sample{k:03d}.mrc", samples[k, i]))
+        existing = [str(p) for p, _ in jobs if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"refusing to overwrite {existing[:3]}{' ...' if len(existing) > 3 else ''} (pass overwrite=True)")
+        folder.mkdir(parents=True, exist_ok=True)
+        return [write_mrc(p, v.detach().cpu(), voxel_size, overwrite=overwrite) for p, v in jobs]
+
 
 class Method:
     """Base class of the four methods (SPEC section 2).

@@ -172,7 +172,7 @@ def train_reference(
     method = _build(name, setup, train, **kwargs)
     if device is not None:
         method.to(device)
-    method.fit(train.observations.to(method.device), n_steps, progress=progress, checkpoint=checkpoint)
+    method.fit(train.observations.to(method.device), n_steps, progress=progress, checkpoint=checkpoint, checkpoint_every=10)
     return method, score(method, test)
 
 

@@ -121,6 +121,24 @@ def test_std_larger_in_wedge_and_reconstruct_interface():
     assert r1.mean.shape == y[0].shape and r1.diagnostics["potential"].shape == ()
 
 
+def test_reconstruction_written_as_mrc(tmp_path):
+    import mrcfile
+
+    x, y, x_bar, mask = _data(shape=(8, 8, 8), n=2)
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, beta=BETA, n_samples=16, base_channels=2, seed=0)
+    r = m.reconstruct(y.float())
+    paths = r.save(tmp_path / "out", voxel_size=12.0, n_samples=2)
+    assert sorted(p.name for p in paths)[:4] == ["0000_mean.mrc", "0000_sample000.mrc", "0000_sample001.mrc", "0000_std.mrc"]
+    assert len(paths) == 8
+    with mrcfile.open(tmp_path / "out" / "0001_std.mrc") as f:
+        assert abs(float(f.voxel_size.x) - 12.0) < 1e-4
+        assert torch.allclose(torch.from_numpy(f.data.copy()), r.std[1], atol=1e-6)
+    with pytest.raises(FileExistsError):
+        r.save(tmp_path / "out", voxel_size=12.0)
+    with pytest.raises(ValueError, match="samples"):
+        r.save(tmp_path / "other", voxel_size=12.0, n_samples=99)
+
+
 @pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
 def test_amortised_training_runs_and_resumes(name, tmp_path):
     x, y, x_bar, mask = _data(shape=(8, 8, 8), n=6)
