@@ -1,0 +1,36 @@
+"""The ``cryolearn`` command line: one module per subcommand, each with ``add_args(parser)`` and ``main(args)``.
+
+No mathematics lives here; subcommands call the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import fsc, info
+
+SUBCOMMANDS = {"info": info, "fsc": fsc}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cryolearn`` console script; returns the exit status."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="cryolearn", description="Unsupervised missing-wedge restoration of cryo-ET subtomograms.")
+    parser.add_argument("--version", action="version", version=f"cryolearn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=module.__doc__.splitlines()[0], description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_args(p)
+    args = parser.parse_args(argv)
+    try:
+        return SUBCOMMANDS[args.command].main(args) or 0
+    except (FileNotFoundError, ValueError, FileExistsError) as err:
+        print(f"cryolearn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
