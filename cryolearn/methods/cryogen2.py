@@ -14,6 +14,8 @@ transport cost of the optimal plan, differentiated with the plan held fixed
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..nn import PotentialNet
@@ -128,7 +130,11 @@ class CryoGEN2(Method):
         Returns
         -------
         torch.Tensor
-            ``(...)``, differentiable in ``x`` (the CryoWGEN samplers need its gradient).
+            ``(...)``, differentiable in ``x`` (the CryoWGEN samplers need its
+            gradient), in the units of the data-fidelity term
+            ``||y - M x||^2 / (2 sigma^2)`` summed over voxels: the network is
+            fitted to potentials per voxel, so its output is scaled back by
+            the voxel count.
 
         Raises
         ------
@@ -140,4 +146,5 @@ class CryoGEN2(Method):
         rots = self.rotations.to(x.device)
         xr = x.unsqueeze(0).expand(rots.numel(), *x.shape)  # (G, ..., D, H, W)
         idx = rots.view(-1, *[1] * (x.ndim - self.ndim))
-        return self.potential(rotation_proxy(xr, self.mask, idx)).mean(0)
+        n_vox = math.prod(x.shape[-self.ndim :])
+        return self.potential(rotation_proxy(xr, self.mask, idx)).mean(0) * n_vox
