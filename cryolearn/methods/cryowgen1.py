@@ -37,20 +37,27 @@ class PosteriorMethod(CryoGEN2):
     use_witness : bool
         Use the potential network as the witness ``w`` (needs
         ``potential=True``); otherwise ``w = 0``.
+    spectrum : torch.Tensor, optional
+        ``(D, H, W//2+1)`` shape of a Fourier-diagonal reference covariance
+        (a stationary Gaussian field, e.g. one value per Fourier shell from
+        SPEC section 8); ``None`` is the white reference.
     **kwargs
         As :class:`cryolearn.methods.CryoGEN2`.
     """
 
-    def __init__(self, *args, gamma: float = 1.0, beta: float = 1.0, nu: float = 1.0, use_witness: bool = False, **kwargs):
+    def __init__(self, *args, gamma: float = 1.0, beta: float = 1.0, nu: float = 1.0, use_witness: bool = False,
+                 spectrum: torch.Tensor | None = None, **kwargs):
         if use_witness:
             kwargs["potential"] = True
         self.gamma, self.beta, self.nu, self.use_witness = float(gamma), float(beta), float(nu), bool(use_witness)
+        self.spectrum = spectrum
         super().__init__(*args, **kwargs)
 
     def posterior(self, y: torch.Tensor, x_bar: torch.Tensor) -> BoltzmannPosterior:
         """The Boltzmann posterior ``q_gamma(x | y)`` around ``x_bar`` for ``(B, ...)`` observations."""
         return BoltzmannPosterior(
-            y, x_bar, self.mask, self.sigma, self.gamma, self.beta, witness=self.witness if self.use_witness else None
+            y, x_bar, self.mask, self.sigma, self.gamma, self.beta,
+            witness=self.witness if self.use_witness else None, spectrum=self.spectrum,
         )
 
     def sample(self, y: torch.Tensor, x_bar: torch.Tensor, n: int, train: bool = False):

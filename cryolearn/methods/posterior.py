@@ -54,6 +54,14 @@ def _check_gamma_beta(gamma: float, beta: float) -> None:
         raise ValueError(f"conditional-prior precision beta must be positive, got {beta}")
 
 
+def _check_spectrum(spectrum: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if tuple(spectrum.shape) != tuple(mask.shape):
+        raise ValueError(f"spectrum must have the mask's half-grid shape {tuple(mask.shape)}, got {tuple(spectrum.shape)}")
+    if not (torch.isfinite(spectrum).all() and (spectrum > 0).all()):
+        raise ValueError("spectrum must be finite and positive")
+    return spectrum
+
+
 def gaussian_posterior(
     y: torch.Tensor,
     x_bar: torch.Tensor,
@@ -61,6 +69,7 @@ def gaussian_posterior(
     sigma: float,
     gamma: float = 1.0,
     beta: float = 1.0,
+    spectrum: torch.Tensor | None = None,
 ) -> GaussianPosterior:
     """Mean and voxel-wise std of ``q_gamma(x | y)`` when ``w = 0`` (the test oracle).
 
@@ -78,6 +87,11 @@ def gaussian_posterior(
         Temperature (> 0).
     beta : float
         Precision of the conditional prior (> 0), in 1 / (voxel value)^2.
+    spectrum : torch.Tensor, optional
+        ``(D, H, W//2+1)`` positive, Hermitian-symmetric shape ``s_k`` of a
+        Fourier-diagonal reference covariance ``C`` (a stationary Gaussian
+        field): the prior precision of coefficient ``k`` is ``beta / s_k``.
+        ``None`` is white (``s_k = 1``).
 
     Returns
     -------
@@ -103,11 +117,12 @@ def gaussian_posterior(
     dims = tuple(range(-nd, 0))
     m = mask.to(device=y.device, dtype=y.dtype)
     prec = 1.0 / sigma**2
+    b = beta if spectrum is None else beta / _check_spectrum(spectrum, mask).to(device=y.device, dtype=y.dtype)
     yf = torch.fft.rfftn(y, dim=dims, norm="ortho")
     xf = torch.fft.rfftn(x_bar, dim=dims, norm="ortho")
-    mean_f = m * (prec * yf + beta * xf) / (prec + beta) + (1 - m) * xf
+    mean_f = m * (prec * yf + b * xf) / (prec + b) + (1 - m) * xf
     mean = torch.fft.irfftn(mean_f, s=y.shape[-nd:], dim=dims, norm="ortho")
-    var_f = m * gamma / (prec + beta) + (1 - m) * gamma / beta
+    var_f = (m * gamma / (prec + b) + (1 - m) * gamma / b) * torch.ones_like(m)
     # Mean over the full grid from the half grid: count every column twice except k_x = 0 and Nyquist.
     w = torch.full((mask.shape[-1],), 2.0, device=y.device, dtype=y.dtype)
     w[0] = 1.0
@@ -138,6 +153,11 @@ class BoltzmannPosterior:
     witness : callable, optional
         ``w(x)`` mapping ``(..., D, H, W)`` to ``(...)`` (e.g.
         :meth:`cryolearn.methods.CryoGEN2.witness`); ``None`` means ``w = 0``.
+    spectrum : torch.Tensor, optional
+        ``(D, H, W//2+1)`` shape of a Fourier-diagonal reference covariance
+        (see :func:`gaussian_posterior`); the prior term becomes
+        ``(beta / 2) ||C^(-1/2) (x - x_bar)||^2`` and reference draws are
+        smoother. ``None`` is white.
 
     Raises
     ------
@@ -158,8 +178,10 @@ class BoltzmannPosterior:
         gamma: float = 1.0,
         beta: float = 1.0,
         witness: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        spectrum: torch.Tensor | None = None,
     ) -> None:
         _check_gamma_beta(gamma, beta)
+        self.spectrum = None if spectrum is None else _check_spectrum(spectrum, mask).to(device=y.device, dtype=y.dtype)
         if y.shape != x_bar.shape:
             raise ValueError(f"y {tuple(y.shape)} and x_bar {tuple(x_bar.shape)} must have one shape")
         self.y, self.x_bar, self.mask = y, x_bar, mask
@@ -176,11 +198,22 @@ class BoltzmannPosterior:
 
     def potential(self, x: torch.Tensor) -> torch.Tensor:
         """``U(x)`` for ``x`` of shape ``(K, B, D, H, W)``; returns ``(K, B)``."""
-        prior = 0.5 * self.beta * (x - self.x_bar).pow(2).flatten(-self.ndim).sum(-1)
+        d = x - self.x_bar
+        if self.spectrum is not None:
+            d = self._filter(d, self.spectrum.rsqrt())
+        prior = 0.5 * self.beta * d.pow(2).flatten(-self.ndim).sum(-1)
         return self.log_likelihood_term(x) + prior
 
     def sample_reference(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``K`` draws per observation from ``N(x_bar, (gamma / beta) I)``: ``(K, B, D, H, W)``."""
+        """``K`` draws per observation from ``N(x_bar, (gamma / beta) C)``: ``(K, B, D, H, W)`` (``C = I`` if white)."""
         noise = torch.randn((k, *self.x_bar.shape), generator=generator, device=self.x_bar.device, dtype=self.x_bar.dtype)
+        if self.spectrum is not None:
+            noise = self._filter(noise, self.spectrum.sqrt())
         return self.x_bar + (self.gamma / self.beta) ** 0.5 * noise
+
+    def _filter(self, v: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        """Real-space result of multiplying the orthonormal rfft of ``v`` by ``gain``."""
+        dims = tuple(range(-self.ndim, 0))
+        vf = torch.fft.rfftn(v, dim=dims, norm="ortho") * gain
+        return torch.fft.irfftn(vf, s=v.shape[-self.ndim :], dim=dims, norm="ortho")
 

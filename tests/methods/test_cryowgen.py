@@ -82,6 +82,27 @@ def test_cryowgen1_matches_closed_form_in_low_dimension_and_ess_collapses():
     assert ess[16] < 0.05 * ess[4]  # the effective sample size collapses with the dimension
 
 
+def test_fourier_diagonal_reference_matches_its_closed_form():
+    x, y, x_bar, mask = _data(shape=(4, 4), n=2, seed=4)
+    kz, kx = torch.meshgrid(torch.fft.fftfreq(4, dtype=torch.float64), torch.fft.rfftfreq(4, dtype=torch.float64), indexing="ij")
+    spectrum = 1.0 / (1.0 + 20 * (kz**2 + kx**2))  # smoother candidates: less power at high frequency
+    white = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA)
+    gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
+    assert (gp.std - white.std).abs().max() > 0.05  # the reference shape matters
+    torch.testing.assert_close(gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=torch.ones_like(spectrum)).mean, white.mean)
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_samples=2**16, base_channels=2, seed=0)
+    m.generator = torch.Generator().manual_seed(0)
+    mean, var, _, _ = m.sample(y, x_bar, m.n_samples)
+    assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.02
+    assert abs((var.mean() / gp.std.pow(2).mean()).item() - 1) < 0.1
+    post = BoltzmannPosterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
+    g = gp.mean.unsqueeze(0).requires_grad_(True)
+    (grad,) = torch.autograd.grad(post.potential(g).sum(), g)
+    assert grad.abs().max() < 1e-10  # the closed-form mean minimises U with the same reference
+    with pytest.raises(ValueError, match="spectrum"):
+        gaussian_posterior(y, x_bar, mask, SIGMA, spectrum=-spectrum)
+
+
 @pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
 def test_low_temperature_contracts_onto_point_estimate(name):
     if name == "cryowgen1":
