@@ -317,6 +317,23 @@ class Method:
             out = out + apply_missing_wedge(n * self.sigma, self.mask)
         return out
 
+    def redegrade_all(self, x: torch.Tensor) -> torch.Tensor:
+        """``M(R x)`` for every rotation in :attr:`rotations`, without noise.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(..., D, H, W)`` candidate clean volumes.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(G, ..., D, H, W)``, ``G`` the number of rotations; differentiable in ``x``.
+        """
+        rots = self.rotations.to(x.device)
+        xr = x.unsqueeze(0).expand(rots.numel(), *x.shape)
+        return rotation_proxy(xr, self.mask, rots.view(-1, *[1] * (x.ndim - self.ndim)))
+
     def _check_observations(self, y: torch.Tensor) -> torch.Tensor:
         half = tuple(y.shape[-self.ndim : -1]) + (y.shape[-1] // 2 + 1,) if y.ndim >= self.ndim else None
         if half != tuple(self.mask.shape):

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from ..nn import Critic
-from ..physics import rotation_proxy
 from ..sampling import langevin
 from .base import Method, Reconstruction, register_method
 
@@ -119,9 +118,7 @@ class CryoGEN1(Method):
         """
         flat = x.reshape(-1, *x.shape[-self.ndim :])
         if average:
-            rots = self.rotations.to(x.device)
-            xr = flat.unsqueeze(0).expand(rots.numel(), *flat.shape)  # (G, B, ...)
-            d = self.critic(rotation_proxy(xr, self.mask, rots.view(-1, 1)))
+            d = self.critic(self.redegrade_all(flat))  # (G, B)
         else:
             d = self.critic(self.redegrade(flat))
         e = F.softplus(-d) if self.loss_kind == "bce" else -d

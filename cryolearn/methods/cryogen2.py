@@ -20,7 +20,6 @@ import torch
 
 from ..nn import PotentialNet
 from ..ot import minibatch_ot_loss, minibatch_ot_plan
-from ..physics import rotation_proxy
 from .base import Method, register_method
 
 __all__ = ["CryoGEN2"]
@@ -143,8 +142,5 @@ class CryoGEN2(Method):
         """
         if self.potential is None:
             raise RuntimeError("this CryoGEN-II was built without a potential network (potential=False)")
-        rots = self.rotations.to(x.device)
-        xr = x.unsqueeze(0).expand(rots.numel(), *x.shape)  # (G, ..., D, H, W)
-        idx = rots.view(-1, *[1] * (x.ndim - self.ndim))
         n_vox = math.prod(x.shape[-self.ndim :])
-        return self.potential(rotation_proxy(xr, self.mask, idx)).mean(0) * n_vox
+        return self.potential(self.redegrade_all(x)).mean(0) * n_vox
