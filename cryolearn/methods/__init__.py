@@ -9,10 +9,11 @@ from .cryogen1 import CryoGEN1
 from .cryogen2 import CryoGEN2
 from .cryowgen1 import CryoWGEN1, PosteriorMethod
 from .cryowgen2 import CryoWGEN2
-from .posterior import BoltzmannPosterior, GaussianPosterior, gaussian_posterior
+from .posterior import BetaEstimate, BoltzmannPosterior, GaussianPosterior, estimate_beta, gaussian_posterior
 from .pretrained import ReferenceSetup, load_pretrained, train_reference
 
 __all__ = [
+    "BetaEstimate",
     "BoltzmannPosterior",
     "CryoGEN1",
     "CryoGEN2",
@@ -23,6 +24,7 @@ __all__ = [
     "ReferenceSetup",
     "load_pretrained",
     "train_reference",
+    "estimate_beta",
     "gaussian_posterior",
     "Method",
     "Reconstruction",

@@ -26,25 +26,10 @@ import torch
 from ..data import SubtomogramDataset, load_structure_maps, simulate_subtomograms, split_by_structure
 from ..data.structures import data_root
 from ..metrics import normalized_cross_correlation, relative_wedge_error
-from ..physics import cube_rotations, missing_wedge_mask
+from ..physics import missing_wedge_mask, quarter_turns_xz
 from .base import Method, get_method
 
 __all__ = ["ReferenceSetup", "load_pretrained", "quarter_turns_xz", "reference_data", "score", "save_pretrained", "train_reference"]
-
-
-def quarter_turns_xz() -> list[int]:
-    """Indices of the quarter turns about X and about Z in :func:`cryolearn.physics.cube_rotations`.
-
-    Returns
-    -------
-    list of int
-        Four indices: +-90 degrees about X (the x coordinate fixed) and
-        about Z (z fixed). Each moves the missing wedge to a new place.
-    """
-    mats = cube_rotations()
-    about_x = [i for i in range(24) if mats[i][2, 2] == 1 and mats[i][0, 0] == 0]
-    about_z = [i for i in range(24) if mats[i][0, 0] == 1 and mats[i][2, 2] == 0]
-    return about_x + about_z
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Imaging physics: the missing wedge, rotations and the forward model (SPEC section 1)."""
 
-from .forward import add_noise, noise_sigma, rotation_proxy, simulate_observation
+from .forward import add_noise, estimate_sigma, noise_sigma, rotation_proxy, simulate_observation
 from .missing_wedge import (
     apply_missing_wedge,
     check_tilt_range,
@@ -10,6 +10,7 @@ from .missing_wedge import (
 )
 from .rotations import (
     cube_rotations,
+    quarter_turns_xz,
     quaternion_to_matrix,
     random_cube_indices,
     random_so3,
@@ -22,10 +23,12 @@ __all__ = [
     "apply_missing_wedge",
     "check_tilt_range",
     "cube_rotations",
+    "estimate_sigma",
     "fourier_grid",
     "missing_band_mask",
     "missing_wedge_mask",
     "noise_sigma",
+    "quarter_turns_xz",
     "quaternion_to_matrix",
     "random_cube_indices",
     "random_so3",

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "quarter_turns_xz",
     "cube_rotations",
     "rotate_cube",
     "random_cube_indices",
@@ -280,3 +281,18 @@ def rotate_volume(x: torch.Tensor, rotation: torch.Tensor, mode: str = "bilinear
     grid = norm.flip(-1).view(-1, d, h, w, 3)  # grid_sample wants (x, y, z)
     out = F.grid_sample(vol, grid, mode=mode, padding_mode="zeros", align_corners=True)
     return out.view(x.shape)
+
+
+def quarter_turns_xz() -> list[int]:
+    """Indices of the quarter turns about X and about Z in :func:`cryolearn.physics.cube_rotations`.
+
+    Returns
+    -------
+    list of int
+        Four indices: +-90 degrees about X (the x coordinate fixed) and
+        about Z (z fixed). Each moves the missing wedge to a new place.
+    """
+    mats = cube_rotations()
+    about_x = [i for i in range(24) if mats[i][2, 2] == 1 and mats[i][0, 0] == 0]
+    about_z = [i for i in range(24) if mats[i][0, 0] == 1 and mats[i][2, 2] == 0]
+    return about_x + about_z
