@@ -7,6 +7,8 @@
   :func:`verify_manifest` for the maps committed under ``data/``.
 - :mod:`~cryolearn.data.datasets`: :func:`simulate_subtomograms`,
   :func:`split_by_structure`, :func:`random_blobs_2d`.
+- :mod:`~cryolearn.data.tilt`: :func:`read_tlt`, :func:`tilt_range_from_tlt`
+  (IMOD ``.tlt`` tilt angles, degrees).
 """
 
 from .datasets import SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
@@ -19,6 +21,7 @@ from .structures import (
     load_structure_maps,
     verify_manifest,
 )
+from .tilt import read_tlt, tilt_range_from_tlt
 
 __all__ = [
     "StructureMaps",
@@ -31,8 +34,10 @@ __all__ = [
     "random_blobs_2d",
     "read_mrc",
     "read_subtomograms",
+    "read_tlt",
     "simulate_subtomograms",
     "split_by_structure",
+    "tilt_range_from_tlt",
     "verify_manifest",
     "write_mrc",
 ]

@@ -101,7 +101,26 @@ def read_mrc(path: str | os.PathLike) -> tuple[torch.Tensor, float]:
     return torch.from_numpy(np.ascontiguousarray(data)), vx
 
 
-def normalize(volume: torch.Tensor, ndim: int = 3) -> torch.Tensor:
+def _moments(volume: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-volume mean, population standard deviation and "is constant" flag.
+
+    ``volume`` is ``(..., D, H, W)`` (last ``ndim`` axes one volume); all three
+    results are ``(...)``. A volume is constant when its standard deviation is
+    at most ``1e-6`` times its largest absolute value (or it is all zeros).
+    This is the one definition of the statistics :func:`normalize` uses.
+    """
+    if volume.ndim < ndim or not volume.is_floating_point():
+        raise ValueError(
+            f"normalize needs a floating-point tensor with {ndim} spatial axes, got {volume.dtype} of shape {tuple(volume.shape)}"
+        )
+    flat = volume.flatten(-ndim)
+    mean = flat.mean(dim=-1)
+    std = flat.std(dim=-1, unbiased=False)
+    scale = flat.abs().amax(dim=-1)
+    return mean, std, (std <= 1e-6 * scale) | (scale == 0)
+
+
+def normalize(volume: torch.Tensor, ndim: int = 3, constant: str = "raise") -> torch.Tensor:
     """Normalise each volume to zero mean and unit standard deviation.
 
     Parameters
@@ -110,6 +129,11 @@ def normalize(volume: torch.Tensor, ndim: int = 3) -> torch.Tensor:
         ``(..., D, H, W)`` (the last ``ndim`` axes are one volume).
     ndim : int
         Number of spatial axes (3 for volumes, 2 for images).
+    constant : {"raise", "zero"}
+        What to do with a constant volume (zero standard deviation up to
+        rounding): raise a ValueError (default), or return it as exactly zero
+        (its mean removed, nothing to scale), as tiles of a whole tomogram
+        need (:func:`cryolearn.tiling.restore_tiled`).
 
     Returns
     -------
@@ -120,26 +144,23 @@ def normalize(volume: torch.Tensor, ndim: int = 3) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If ``volume`` has fewer than ``ndim`` axes, is not floating point, or
-        any volume is constant (zero standard deviation up to rounding).
+        If ``volume`` has fewer than ``ndim`` axes, is not floating point,
+        ``constant`` is not one of the two choices, or (``constant="raise"``)
+        any volume is constant.
 
     Notes
     -----
     Source: SPEC section 4 (every subtomogram is normalised this way before
     it is used).
     """
-    if volume.ndim < ndim or not volume.is_floating_point():
-        raise ValueError(
-            f"normalize needs a floating-point tensor with {ndim} spatial axes, got {volume.dtype} of shape {tuple(volume.shape)}"
-        )
-    flat = volume.flatten(-ndim)
-    mean = flat.mean(dim=-1)
-    std = flat.std(dim=-1, unbiased=False)
-    scale = flat.abs().amax(dim=-1)
-    if bool((std <= 1e-6 * scale).any()) or bool((scale == 0).any()):
+    if constant not in ("raise", "zero"):
+        raise ValueError(f"constant must be 'raise' or 'zero', got {constant!r}")
+    mean, std, const = _moments(volume, ndim)
+    if constant == "raise" and bool(const.any()):
         raise ValueError("cannot normalise a constant volume (zero standard deviation)")
     shape = (*mean.shape, *[1] * ndim)
-    return (volume - mean.view(shape)) / std.view(shape)
+    z = (volume - mean.view(shape)) / torch.where(const, torch.ones_like(std), std).view(shape)
+    return torch.where(const.view(shape), torch.zeros_like(z), z)
 
 
 def read_subtomograms(paths: Sequence[str | os.PathLike]) -> tuple[torch.Tensor, float]:

@@ -1,0 +1,232 @@
+"""Restoring a whole tomogram with a method trained on cubic boxes (SPEC sections 1 and 4).
+
+The methods restore subtomograms of one box size. A tomogram ``(D, H, W)`` of
+any size (each side at least the box) is cut into overlapping cubic tiles
+(:func:`tile_starts`), each tile is normalised exactly like a training
+subtomogram (:func:`cryolearn.data.normalize`, SPEC section 4), restored in
+batches, brought back to the tomogram's units and blended with a smooth
+window (:func:`blend_window`) so that tile borders leave no seams.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .data.mrc import _moments, normalize
+
+__all__ = ["tile_starts", "blend_window", "restore_tiled"]
+
+
+def tile_starts(size: int, box: int, overlap: int) -> list[int]:
+    """Start indices of tiles of length ``box`` covering ``[0, size)`` along one axis.
+
+    Parameters
+    ----------
+    size : int
+        Length of the axis in voxels.
+    box : int
+        Tile length in voxels (``1 <= box <= size``).
+    overlap : int
+        Least number of voxels shared by neighbouring tiles (``0 <= overlap < box``).
+
+    Returns
+    -------
+    list of int
+        ``n = ceil((size - box) / (box - overlap)) + 1`` increasing starts, the
+        first 0 and the last ``size - box`` (flush with the end), as evenly
+        spread as integers allow: ``start_i = floor(i (size - box) / (n - 1))``.
+        Consecutive starts differ by at most ``box - overlap``, so neighbours
+        share at least ``overlap`` voxels and every voxel is covered.
+
+    Raises
+    ------
+    ValueError
+        If ``box < 1``, ``size < box``, or ``overlap`` is outside ``[0, box)``.
+
+    Notes
+    -----
+    Spreading the starts evenly (rather than stepping by ``box - overlap``
+    and pushing the last tile back) gives every seam about the same overlap.
+    """
+    if box < 1 or size < box:
+        raise ValueError(f"tiles of {box} voxels need 1 <= box <= size, got size {size}")
+    if not 0 <= overlap < box:
+        raise ValueError(f"overlap must lie in [0, box) = [0, {box}), got {overlap}")
+    n = math.ceil((size - box) / (box - overlap)) + 1
+    if n == 1:
+        return [0]
+    return [i * (size - box) // (n - 1) for i in range(n)]
+
+
+def blend_window(
+    box: int,
+    overlap: int,
+    ndim: int = 3,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Separable blending weight of a cubic tile: 1 inside, raised-cosine ramps at the faces.
+
+    Parameters
+    ----------
+    box : int
+        Tile side in voxels.
+    overlap : int
+        Width of the ramp at each face in voxels (``0 <= overlap < box``);
+        ``0`` gives a window of ones.
+    ndim : int
+        Number of axes of the tile (3 for volumes).
+    device, dtype
+        Of the result; default the current default device and dtype.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(box,) * ndim`` product ``w(i_1) ... w(i_ndim)`` of the 1D window
+        ``w(i) = (1 - cos(pi (d + 1/2) / overlap)) / 2`` for ``d < overlap``
+        and ``1`` otherwise, where ``d = min(i, box - 1 - i)`` is the distance
+        to the nearest face. It lies in ``(0, 1]`` (strictly positive, so
+        every voxel of a tiled volume gets weight) and is symmetric under
+        ``i -> box - 1 - i`` on each axis.
+
+    Raises
+    ------
+    ValueError
+        If ``box < 1``, ``overlap`` is outside ``[0, box)`` or ``ndim < 1``.
+
+    Notes
+    -----
+    Half-voxel offsets make ``w(d) + w(overlap - 1 - d) = 1``: two tiles
+    overlapping by exactly ``overlap`` voxels have weights summing to one in
+    the overlap (a partition of unity). :func:`restore_tiled` divides by the
+    summed weights anyway, so larger overlaps blend correctly too.
+    """
+    if box < 1 or not 0 <= overlap < box or ndim < 1:
+        raise ValueError(f"blend_window needs box >= 1, 0 <= overlap < box and ndim >= 1, got {box}, {overlap}, {ndim}")
+    i = torch.arange(box, device=device, dtype=dtype or torch.get_default_dtype())
+    d = torch.minimum(i, box - 1 - i)  # distance to the nearest face, voxels
+    ramp = 0.5 * (1 - torch.cos(math.pi * (d + 0.5) / max(overlap, 1)))
+    w = torch.where(d < overlap, ramp, torch.ones_like(ramp))
+    out = w
+    for _ in range(ndim - 1):
+        out = out[..., None] * w
+    return out
+
+
+def _is_std(key: str) -> bool:
+    return key == "std" or key.endswith("_std")
+
+
+def restore_tiled(
+    volume: torch.Tensor,
+    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    box: int,
+    overlap: int | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Apply a restoration to a whole tomogram by overlapping cubic tiles.
+
+    Parameters
+    ----------
+    volume : torch.Tensor
+        ``(D, H, W)`` floating-point tomogram in ``(z, y, x)`` order, each
+        side at least ``box`` voxels, in any units.
+    fn : callable
+        ``fn(tiles) -> dict``: ``tiles`` is a ``(B, box, box, box)`` batch of
+        normalised tiles (zero mean, unit standard deviation each; a constant
+        tile is all zeros) on ``volume``'s device and dtype; it returns a
+        non-empty dict ``name -> (B, box, box, box)`` tensor, with the same
+        names for every batch (e.g. ``{"mean": r.mean, "std": r.std}`` of
+        ``r = method.reconstruct(tiles)``, see
+        :meth:`cryolearn.methods.Method.reconstruct`). It is called without
+        ``torch.no_grad`` (samplers may need gradients); outputs are detached.
+    box : int
+        Tile side in voxels (the box size the method was trained on).
+    overlap : int, optional
+        Least overlap between neighbouring tiles in voxels, also the width
+        of the blending ramp; default ``box // 4``.
+    batch_size : int
+        Tiles per call of ``fn``.
+    progress : bool
+        Show a tqdm bar over batches.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        For each name of ``fn``'s output a ``(D, H, W)`` map on ``volume``'s
+        device and dtype, in ``volume``'s units. Each tile output ``o`` is
+        first brought back from normalised units with the tile's mean ``m``
+        and standard deviation ``s``: ``o s + m`` for mean-like outputs, ``o s``
+        for standard deviations (a name ``"std"`` or ending in ``"_std"``).
+        Then, with ``w`` the :func:`blend_window` of each tile, mean-like
+        outputs are blended as ``sum w o / sum w`` and standard deviations as
+        variances, ``sqrt(sum w o^2 / sum w)``.
+
+    Raises
+    ------
+    ValueError
+        If ``volume`` is not a 3D floating-point tensor, a side is shorter
+        than ``box``, it holds NaN or Inf, ``overlap`` is outside
+        ``[0, box)``, ``batch_size < 1``, or ``fn`` does not return a
+        non-empty dict of ``(B, box, box, box)`` tensors with the same names
+        for every batch.
+
+    Notes
+    -----
+    Source: SPEC section 4 (every subtomogram entering a method is normalised
+    to zero mean and unit standard deviation; :func:`cryolearn.data.normalize`
+    with ``constant="zero"`` is used, so a constant tile, e.g. padding, gives
+    zeros and, with ``s ~ 0``, comes back as its constant). Tiles are
+    gathered and scattered with broadcast index tensors, a whole batch at a
+    time. A tomogram-wide missing wedge (SPEC section 1) is the same in every
+    tile, so a method trained with that tilt range applies to each tile.
+    """
+    if volume.ndim != 3 or not volume.is_floating_point():
+        raise ValueError(
+            f"restore_tiled needs a 3D floating-point tomogram (D, H, W), got {volume.dtype} of shape {tuple(volume.shape)}"
+        )
+    if min(volume.shape) < box:
+        raise ValueError(f"every side of the tomogram {tuple(volume.shape)} must be at least the box ({box} voxels)")
+    if not bool(torch.isfinite(volume).all()):
+        raise ValueError("the tomogram contains NaN or Inf values")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    overlap = box // 4 if overlap is None else overlap
+    volume = volume.detach()
+    dev = volume.device
+    axes = [torch.tensor(tile_starts(n, box, overlap), device=dev) for n in volume.shape]
+    corners = torch.cartesian_prod(*axes)  # (T, 3) tile corners (z, y, x)
+    w = blend_window(box, overlap, 3, device=dev, dtype=volume.dtype)
+    r = torch.arange(box, device=dev)
+    weight = torch.zeros_like(volume)
+    sums: dict[str, torch.Tensor] = {}
+    for batch in tqdm(corners.split(batch_size), disable=not progress, desc="tiles", leave=False):
+        iz, iy, ix = (batch[:, a, None] + r for a in range(3))  # (B, box) each
+        idx = (iz[:, :, None, None], iy[:, None, :, None], ix[:, None, None, :])
+        tiles = volume[idx]  # (B, box, box, box)
+        m, s, _ = _moments(tiles, 3)
+        m, s = m.view(-1, 1, 1, 1), s.view(-1, 1, 1, 1)
+        out = fn(normalize(tiles, constant="zero"))
+        _check_output(out, tiles.shape, sums.keys() if sums else None)
+        for k, o in out.items():
+            o = o.detach().to(device=dev, dtype=volume.dtype)
+            v = (o * s) ** 2 if _is_std(k) else o * s + m
+            sums.setdefault(k, torch.zeros_like(volume)).index_put_(idx, w * v, accumulate=True)
+        weight.index_put_(idx, w.expand_as(tiles), accumulate=True)
+    return {k: (v / weight).sqrt() if _is_std(k) else v / weight for k, v in sums.items()}
+
+
+def _check_output(out, shape: torch.Size, keys) -> None:
+    if not isinstance(out, dict) or not out:
+        raise ValueError(f"fn must return a non-empty dict of tensors, got {type(out).__name__}")
+    if keys is not None and set(out) != set(keys):
+        raise ValueError(f"fn returned names {sorted(out)} for one batch but {sorted(keys)} for an earlier one")
+    for k, o in out.items():
+        if not isinstance(o, torch.Tensor) or o.shape != shape:
+            got = tuple(o.shape) if isinstance(o, torch.Tensor) else type(o).__name__
+            raise ValueError(f"fn output {k!r} must be a tensor of shape {tuple(shape)}, got {got}")
