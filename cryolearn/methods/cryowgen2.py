@@ -27,8 +27,9 @@ class CryoWGEN2(PosteriorMethod):
     n_chains : int
         Chains ``K`` per observation.
     step_size : float
-        Step ``eta`` in units of ``gamma / (1/sigma^2 + beta)``, the
-        posterior variance of a measured Fourier coefficient: ``eta`` must
+        Step ``eta`` in units of ``gamma / (1/sigma^2 + beta / min(spectrum))``
+        (``beta`` alone when white), the smallest posterior variance of a
+        Fourier coefficient: ``eta`` must
         stay well below 2 in these units for stability, and the bias of the
         unadjusted chain on that variance is about ``step_size / 2``.
     n_steps, burn_in, thin : int
@@ -81,8 +82,13 @@ class CryoWGEN2(PosteriorMethod):
 
     @property
     def eta(self) -> float:
-        """The step size in the potential's units: ``step_size * gamma / (1/sigma^2 + beta)``."""
-        return self.step_size * self.gamma / (1.0 / self.sigma**2 + self.beta)
+        """The step size in the potential's units: ``step_size * gamma / (1/sigma^2 + beta / min(spectrum))``.
+
+        The stiffest direction of ``U`` sets the stable step; with a
+        Fourier-diagonal reference it is the coefficient of smallest ``spectrum``.
+        """
+        stiff = self.beta if self.spectrum is None else self.beta / float(self.spectrum.min())
+        return self.step_size * self.gamma / (1.0 / self.sigma**2 + stiff)
 
     def sample(self, y, x_bar, n, train=False):
         post = self.posterior(y, x_bar)

@@ -103,6 +103,21 @@ def test_fourier_diagonal_reference_matches_its_closed_form():
         gaussian_posterior(y, x_bar, mask, SIGMA, spectrum=-spectrum)
 
 
+def test_langevin_step_follows_the_stiffest_reference_coefficient():
+    """A spectrum with tiny entries makes U stiff there: the step must shrink, or the chains blow up."""
+    x, y, x_bar, mask = _data(shape=(8, 8), n=2, seed=5)
+    spectrum = torch.ones(mask.shape, dtype=torch.float64)
+    spectrum[2:4, 1:3] = 0.01
+    m = CryoWGEN2(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_chains=64, step_size=0.2,
+                  n_steps=400, burn_in=200, thin=4, base_channels=2, seed=0)
+    assert m.eta == pytest.approx(0.2 / (1 / SIGMA**2 + BETA / 0.01))
+    m.generator = torch.Generator().manual_seed(0)
+    mean, var, _, _ = m.sample(y, x_bar, m.n_samples)
+    gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
+    assert torch.isfinite(mean).all()
+    assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.05
+
+
 @pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
 def test_low_temperature_contracts_onto_point_estimate(name):
     if name == "cryowgen1":
