@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..distributed import barrier, get_rank, get_world_size, unwrap, wrap
 from ..nn import UNet
 from ..physics import apply_missing_wedge, rotation_proxy
 
@@ -173,7 +174,9 @@ class Method:
     base_channels : int
         Width of the default U-Net.
     batch_size : int
-        Observations per training step.
+        Observations per training step and process: under
+        DistributedDataParallel the global batch is ``world_size *
+        batch_size``.
     lr : float
         Adam learning rate of the reconstructor.
     rotations : sequence of int, optional
@@ -230,7 +233,7 @@ class Method:
         """Create extra networks (critic, potential); called under the method's seed."""
 
     def _modules(self) -> dict[str, nn.Module]:
-        """All trainable modules by name (checkpointed and moved together)."""
+        """All trainable modules by attribute name (checkpointed, moved and wrapped for DDP together)."""
         return {"network": self.network}
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -262,7 +265,7 @@ class Method:
     def to(self, device: torch.device | str) -> "Method":
         """Move every network, the mask and the optimiser states to ``device``."""
         for m in self._modules().values():
-            m.to(device)
+            unwrap(m).to(device)
         self.mask = self.mask.to(device)
         if self.generator is not None and self.generator.device != self.device:
             # Generator states do not move between devices: reseed, deterministically by step.
@@ -381,30 +384,61 @@ class Method:
         ------
         ValueError
             If the observations do not match the mask or contain NaN/Inf.
+
+        Notes
+        -----
+        Under ``torchrun`` (a process group of ``world_size > 1`` set up by
+        :func:`cryolearn.distributed.init_distributed`), every process calls
+        :meth:`fit` with the same observations; each trainable module is
+        trained through a DistributedDataParallel wrapper
+        (:func:`cryolearn.distributed.wrap`), so the parameters start as
+        rank 0's and every optimiser step uses the gradient averaged over
+        processes. Rank ``r`` draws its own minibatches, rotations and noise
+        with a generator seeded ``seed + 1 + r`` (rank 0 draws exactly as a
+        single process would): the global batch is ``world_size *
+        batch_size``. :attr:`history` holds each rank's own losses and
+        ``callback`` runs on every rank. Only rank 0 shows the bar and
+        writes checkpoints, and all ranks wait for the write. A resumed run
+        restores rank 0's generator; the other ranks reseed theirs with
+        ``seed + 1 + r + world_size * step``. Outside :meth:`fit` the
+        modules are the unwrapped ones, and the checkpoint format is the
+        same as on one process.
         """
         y_all = self._check_observations(observations).to(self.device)
         n = y_all.shape[0]
+        rank, world = get_rank(), get_world_size()
         if self.generator is None:
-            self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+            self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1 + rank)
         if checkpoint is not None and Path(checkpoint).exists():
             self.load(checkpoint)
+            if rank > 0:  # the checkpoint holds rank 0's generator; the others must draw other minibatches
+                self.generator.manual_seed(self.seed + 1 + rank + world * self.step)
         bs = min(self.batch_size, n)
-        bar = tqdm(range(self.step, n_steps), disable=not progress, desc=self.name, leave=False)
-        for _ in bar:
-            i = torch.randperm(n, generator=self.generator, device=self.generator.device)[:bs]
-            j = torch.randperm(n, generator=self.generator, device=self.generator.device)[:bs]
-            for m in self._modules().values():
-                m.train()
-            losses = self.training_step(y_all[i], y_all[j])
-            self.step += 1
-            self.history.append({"step": self.step, **losses})
-            if progress:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
-            if callback is not None:
-                callback(self, losses)
-            if checkpoint is not None and (self.step % checkpoint_every == 0 or self.step == n_steps):
-                self.save(checkpoint)
-        for m in self._modules().values():
+        raw = self._modules()
+        for name, m in raw.items():  # DDP wrappers while training (the modules themselves on one process)
+            setattr(self, name, wrap(m))
+        try:
+            bar = tqdm(range(self.step, n_steps), disable=not progress or rank != 0, desc=self.name, leave=False)
+            for _ in bar:
+                i = torch.randperm(n, generator=self.generator, device=self.generator.device)[:bs]
+                j = torch.randperm(n, generator=self.generator, device=self.generator.device)[:bs]
+                for m in self._modules().values():
+                    m.train()
+                losses = self.training_step(y_all[i], y_all[j])
+                self.step += 1
+                self.history.append({"step": self.step, **losses})
+                if progress and rank == 0:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+                if callback is not None:
+                    callback(self, losses)
+                if checkpoint is not None and (self.step % checkpoint_every == 0 or self.step == n_steps):
+                    if rank == 0:
+                        self.save(checkpoint)
+                    barrier()
+        finally:
+            for name, m in raw.items():
+                setattr(self, name, m)
+        for m in raw.values():
             m.eval()
         return self
 
@@ -413,9 +447,9 @@ class Method:
     def predict(self, y: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """``G_theta(y)`` for a single volume ``(D, H, W)`` or a batch ``(..., D, H, W)``, in chunks."""
         y = self._check_observations(y)
-        self.network.eval()
+        net = unwrap(self.network).eval()
         flat = y.reshape(-1, *y.shape[-self.ndim :]).to(self.device)
-        out = torch.cat([self.network(flat[k : k + batch_size]) for k in range(0, flat.shape[0], batch_size)])
+        out = torch.cat([net(flat[k : k + batch_size]) for k in range(0, flat.shape[0], batch_size)])
         return out.reshape(y.shape).to(y.device)
 
     def reconstruct(self, y: torch.Tensor, batch_size: int = 32) -> Reconstruction:
@@ -442,7 +476,7 @@ class Method:
             "method": self.name,
             "step": self.step,
             "history": self.history,
-            "modules": {k: m.state_dict() for k, m in self._modules().items()},
+            "modules": {k: unwrap(m).state_dict() for k, m in self._modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "generator": None if self.generator is None else self.generator.get_state(),
         }
@@ -458,7 +492,7 @@ class Method:
         if state.get("method") != self.name:
             raise ValueError(f"checkpoint holds method {state.get('method')!r}, not {self.name!r}")
         for k, m in self._modules().items():
-            m.load_state_dict(state["modules"][k])
+            unwrap(m).load_state_dict(state["modules"][k])
         for k, o in self.optimizers.items():
             if k in state.get("optimizers", {}):
                 o.load_state_dict(state["optimizers"][k])
