@@ -4,20 +4,21 @@ Example::
 
     cryolearn fsc restored.mrc truth.mrc --tilt-range -60 60
 
-With ``--tilt-range`` the FSC is also reported inside the missing wedge and in
-the measured region.
+With ``--tilt-range`` (or an IMOD ``--tlt`` file) the FSC is also reported
+inside the missing wedge and in the measured region.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from ._common import add_tilt_args, tilt_range
+
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", help="first MRC volume")
     parser.add_argument("b", help="second MRC volume (same box)")
-    parser.add_argument("--tilt-range", nargs=2, type=float, metavar=("MIN", "MAX"), default=None,
-                        help="tilt range in degrees, to split the FSC into wedge and measured regions")
+    add_tilt_args(parser, required=False, note=", to split the FSC into wedge and measured regions")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,13 +26,14 @@ def main(args: argparse.Namespace) -> int:
     from ..metrics import fourier_shell_correlation, fsc_crossings
     from ..physics import missing_wedge_mask
 
+    tilt = tilt_range(args)
     a, voxel_size = read_mrc(args.a)
     b, _ = read_mrc(args.b)
     if a.shape != b.shape:
         raise ValueError(f"{args.a} has shape {tuple(a.shape)} but {args.b} has {tuple(b.shape)}")
     regions = {"all": None}
-    if args.tilt_range is not None:
-        mask = missing_wedge_mask(a.shape, tuple(args.tilt_range))
+    if tilt is not None:
+        mask = missing_wedge_mask(a.shape, tilt)
         regions.update({"measured": mask, "wedge": ~mask})
     for name, mask in regions.items():
         res = fourier_shell_correlation(a, b, mask=mask, voxel_size=voxel_size or None)

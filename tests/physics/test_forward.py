@@ -5,6 +5,8 @@ import torch
 
 from cryolearn.physics import (
     apply_missing_wedge,
+    estimate_sigma,
+    fourier_grid,
     missing_wedge_mask,
     noise_sigma,
     rotate_cube,
@@ -57,3 +59,35 @@ def test_rotation_proxy_is_masked_rotation_and_differentiable():
         torch.testing.assert_close(out[b], apply_missing_wedge(rotate_cube(x[b], int(idx[b])), m))
     out.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_estimate_sigma_recovers_the_noise_level_and_ignores_a_band_limited_signal():
+    g = torch.Generator().manual_seed(2)
+    shape = (16, 16, 16)
+    m = missing_wedge_mask(shape, (-60, 60))
+    n = 0.7 * torch.randn(8, *shape, generator=g, dtype=torch.float64)
+    noise_only = estimate_sigma(apply_missing_wedge(n, m), m)
+    assert noise_only.shape == (8,)
+    # E|n_hat(k)|^2 = sigma^2 per coefficient: about 700 coefficients per volume give ~2% per volume.
+    assert (noise_only / 0.7 - 1).abs().max() < 0.08
+    assert abs(noise_only.pow(2).mean().sqrt().item() / 0.7 - 1) < 0.03
+    # A strong signal with no power beyond the cutoff changes nothing; unmasked noise neither (measured region only).
+    kz, ky, kx = fourier_grid(shape, dtype=torch.float64)
+    low = (kz**2 + ky**2 + kx**2).sqrt() < 0.45
+    x = torch.fft.irfftn(torch.fft.rfftn(10 * torch.randn(8, *shape, generator=g, dtype=torch.float64), dim=(-3, -2, -1)) * low,
+                         s=shape, dim=(-3, -2, -1))
+    y, _ = simulate_observation(x, m, sigma=0.7, generator=torch.Generator().manual_seed(5))
+    y_unmasked, _ = simulate_observation(x, m, sigma=0.7, masked_noise=False, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(estimate_sigma(y, m), estimate_sigma(y_unmasked, m))
+    torch.testing.assert_close(estimate_sigma(y, m), estimate_sigma(y - apply_missing_wedge(x, m), m))
+    # Batched equals looped; a cutoff below the band picks up the signal.
+    torch.testing.assert_close(estimate_sigma(y, m), torch.stack([estimate_sigma(v, m) for v in y]))
+    assert (estimate_sigma(y, m, cutoff=0.3) > 2 * estimate_sigma(y, m)).all()
+
+
+def test_estimate_sigma_errors():
+    m = missing_wedge_mask((8, 8, 8))
+    with pytest.raises(ValueError, match="half grid"):
+        estimate_sigma(torch.zeros(8, 8, 10), m)
+    with pytest.raises(ValueError, match="cutoff"):
+        estimate_sigma(torch.zeros(8, 8, 8), m, cutoff=1.0)

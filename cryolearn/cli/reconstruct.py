@@ -1,0 +1,133 @@
+"""Restore subtomograms, or whole tomograms tile by tile, with a model trained by ``cryolearn train``.
+
+Example::
+
+    cryolearn reconstruct model.pt sim/obs --out restored --samples 4
+    cryolearn reconstruct model.pt tomogram.rec --tomogram --overlap 8 --out restored
+
+Reads ``model.pt`` and its configuration ``model.yaml``. Subtomograms (the box
+the model was trained on) are normalised as in training and written as
+``restored/<stem>_mean.mrc`` and, for the samplers (cryowgen1, cryowgen2),
+``<stem>_std.mrc`` and ``--samples`` posterior samples ``<stem>_sampleNNN.mrc``,
+with the input's voxel size. With ``--tomogram`` each input is a whole
+tomogram: it is cut into overlapping cubic tiles of ``--box`` voxels (default:
+the model's box), each normalised, restored and blended back without seams
+(:func:`cryolearn.tiling.restore_tiled`) into ``<stem>_mean.mrc`` (and
+``<stem>_std.mrc``). ``restored/reconstruct.yaml`` records the model's
+configuration, the inputs, the outputs, the version and the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ._common import build_method, check_new_output, describe_device, mrc_files, read_yaml, write_yaml
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint written by `cryolearn train` (its .yaml must sit beside it)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="MRC subtomograms or folders of them; with --tomogram, MRC tomograms")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--tomogram", action="store_true", help="each input is a whole tomogram, restored in overlapping tiles")
+    parser.add_argument("--box", type=int, default=None, help="tile edge in voxels with --tomogram (default: the model's box)")
+    parser.add_argument("--overlap", type=int, default=None,
+                        help="least overlap of neighbouring tiles in voxels (default: box // 4)")
+    parser.add_argument("--samples", type=int, default=0,
+                        help="posterior samples to write per subtomogram, samplers only (default: 0)")
+    parser.add_argument("--batch-size", type=int, default=8, help="volumes or tiles per pass (default: 8)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--force", action="store_true", help="overwrite files in an existing output folder")
+
+
+def _load(model: Path, config: dict, box: int, device):
+    """The trained method from ``model`` and its configuration, for boxes of ``box`` voxels, on ``device``."""
+    method = build_method(config, box)
+    try:
+        method.load(model)
+    except Exception as err:  # torch.load raises many types on a foreign file
+        raise ValueError(f"cannot load {str(model)!r} as a {config['method']} checkpoint: {err}") from None
+    if method.step < config.get("steps", 0):
+        print(f"note: {model} holds {method.step} of {config['steps']} training steps (an interrupted run)")
+    return method.to(device)
+
+
+def main(args: argparse.Namespace) -> int:
+    from .. import __version__, pick_device
+    from ..data import read_mrc, read_subtomograms, write_mrc
+    from ..methods import Reconstruction
+    from ..tiling import restore_tiled
+
+    start = time.perf_counter()
+    model, out = Path(args.model), Path(args.out)
+    if not model.is_file():
+        raise FileNotFoundError(f"model {args.model!r} does not exist")
+    check_new_output(out, args.force)
+    if args.samples < 0 or args.batch_size < 1:
+        raise ValueError(f"--samples must be >= 0 and --batch-size >= 1, got {args.samples} and {args.batch_size}")
+    if not args.tomogram and (args.box is not None or args.overlap is not None):
+        raise ValueError("--box and --overlap apply to whole tomograms (--tomogram) only")
+    if args.tomogram and args.samples:
+        raise ValueError("--samples is for subtomograms; a tomogram gets its mean (and std for the samplers)")
+    files = mrc_files(args.inputs)
+    stems = [f.stem for f in files]
+    if len(set(stems)) < len(stems):
+        twins = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f"inputs share file names {twins}; their outputs would collide")
+    device = pick_device(args.device)
+    config = read_yaml(model.with_suffix(".yaml"))
+    model_box = int(config.get("box", 0))
+    written = []
+    if args.tomogram:
+        box = args.box or model_box
+        overlap = box // 4 if args.overlap is None else args.overlap
+        method = _load(model, config, box, device)
+        for f in files:
+            volume, voxel_size = read_mrc(f)
+            if not voxel_size > 0:
+                raise ValueError(f"{str(f)!r} sets no voxel size in its header")
+
+            def restore(tiles):
+                rec = method.reconstruct(tiles, batch_size=args.batch_size)
+                return {"mean": rec.mean} if rec.std is None else {"mean": rec.mean, "std": rec.std}
+
+            maps = restore_tiled(volume.to(device), restore, box, overlap=overlap, batch_size=args.batch_size)
+            out.mkdir(parents=True, exist_ok=True)
+            written += [write_mrc(out / f"{f.stem}_{k}.mrc", v, voxel_size, overwrite=args.force)
+                        for k, v in maps.items()]
+    else:
+        y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised as in training
+        if tuple(y.shape[1:]) != (model_box,) * 3:
+            raise ValueError(f"the model was trained on boxes of {model_box}^3 voxels but the inputs hold {tuple(y.shape[1:])}; "
+                             "restore larger volumes with --tomogram")
+        if not voxel_size > 0:
+            raise ValueError(f"{str(files[0])!r} sets no voxel size in its header")
+        box, overlap = model_box, None
+        method = _load(model, config, box, device)
+        if args.samples and not method.samples_posterior:
+            raise ValueError(f"{config['method']} gives one restoration per subtomogram; "
+                             "--samples needs a sampler (cryowgen1, cryowgen2)")
+        rec = method.reconstruct(y.to(device), batch_size=args.batch_size)
+        for i, f in enumerate(files):
+            one = Reconstruction(mean=rec.mean[i], std=None if rec.std is None else rec.std[i],
+                                 samples=None if rec.samples is None else rec.samples[:, i])
+            written += one.save(out, voxel_size, prefix=f"{f.stem}_", n_samples=args.samples, overwrite=args.force)
+    record = {
+        "model": str(model.resolve()),
+        "model_config": config,
+        "mode": "tomogram" if args.tomogram else "subtomograms",
+        "inputs": [str(f) for f in files],
+        "box": box,
+        "overlap": overlap,
+        "samples": args.samples,
+        "outputs": [p.name for p in written],
+        "cryolearn_version": __version__,
+        "command_line": args.command_line,
+        "device": describe_device(device),
+        "wall_time_s": round(time.perf_counter() - start, 3),
+    }
+    write_yaml(out / "reconstruct.yaml", record)
+    print(f"wrote {len(written)} MRC files and reconstruct.yaml to {out} in {record['wall_time_s']:.1f} s")
+    return 0

@@ -1,0 +1,163 @@
+"""Train a method on observed subtomograms (MRC files or folders of them), with checkpoints that resume.
+
+Example::
+
+    cryolearn train sim/obs --method cryogen2 --tilt-range -60 60 --steps 2000 --batch-size 32 --out model.pt
+
+Each subtomogram is normalised to zero mean and unit standard deviation
+(SPEC section 4), exactly as ``cryolearn reconstruct`` does. Without
+``--sigma`` the noise level is estimated from the data's high-frequency power
+(:func:`cryolearn.physics.estimate_sigma`, an upper bound). ``model.pt`` is
+written every ``--checkpoint-every`` steps; rerunning the same command after an
+interruption resumes from it (more ``--steps`` continue a finished run,
+``--force`` starts over). ``model.yaml`` beside it records the resolved
+configuration, which ``cryolearn reconstruct`` reads. Method options go
+through ``--set``, e.g. ``--set lam=0.5 base_channels=16``. On several GPUs::
+
+    torchrun --nproc-per-node 4 -m cryolearn.cli train sim/obs --tilt-range -60 60 --out model.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import add_tilt_args, build_method, describe_device, mrc_files, parse_set, read_yaml, tilt_range, write_yaml
+
+#: Keys of model.yaml that must agree for a run to resume from a checkpoint.
+SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations")
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="MRC subtomograms, or folders of them (one cubic box size)")
+    parser.add_argument("--method", default="cryogen2",
+                        help="cryogen1, cryogen2, cryowgen1 or cryowgen2 (default: cryogen2)")
+    add_tilt_args(parser, required=True)
+    parser.add_argument("--sigma", type=float, default=None,
+                        help="noise standard deviation per voxel of the normalised subtomograms "
+                             "(default: estimated from the data)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="total training steps (default by CRYOLEARN_PROFILE: quick 20, standard 300, full 2000)")
+    parser.add_argument("--batch-size", type=int, default=16, help="observations per step (default: 16)")
+    parser.add_argument("--out", default="model.pt",
+                        help="checkpoint file; its configuration goes to the same name with .yaml (default: model.pt)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="method options, e.g. lam=0.5 base_channels=16")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the network and every random draw (default: 0)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: cuda when available; under torchrun, one GPU per process)")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
+    parser.add_argument("--force", action="store_true", help="start over even if --out exists")
+
+
+def _checkpoint_step(path: Path) -> int:
+    """The step a checkpoint written by :meth:`cryolearn.methods.Method.save` holds."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return int(state["step"])
+    except Exception as err:  # torch.load raises many types on a foreign file
+        raise ValueError(f"{str(path)!r} exists but is not a cryolearn checkpoint ({type(err).__name__}); "
+                         "pass --force to replace it") from None
+
+
+def _check_same_run(record_path: Path, record: dict[str, Any]) -> None:
+    """Refuse to resume a run whose recorded configuration differs from this one."""
+    if not record_path.exists():
+        return
+    old = read_yaml(record_path)
+    diff = [f"{k}: {old.get(k)!r} -> {record[k]!r}" for k in SAME_RUN if old.get(k) != record[k]]
+    if diff:
+        raise ValueError(f"{str(record_path)!r} records a different configuration ({'; '.join(diff)}); "
+                         "pass --force to start over")
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import __version__, get_profile
+    from ..data import read_subtomograms
+    from ..distributed import barrier, cleanup, init_distributed, is_main_process
+    from ..physics import estimate_sigma, missing_wedge_mask
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    record_path = out.with_suffix(".yaml")
+    if record_path == out:
+        raise ValueError(f"--out {args.out!r} would be overwritten by its own configuration; give the checkpoint a .pt name")
+    steps = args.steps if args.steps is not None else get_profile().choose(quick=20, standard=300, full=2000)
+    if steps < 1 or args.checkpoint_every < 1 or args.batch_size < 1:
+        raise ValueError(f"--steps, --checkpoint-every and --batch-size must be positive, "
+                         f"got {steps}, {args.checkpoint_every}, {args.batch_size}")
+    tilt = tilt_range(args)
+    options = parse_set(args.set)
+    taken = sorted(set(options) & {"mask", "sigma", "network", "batch_size", "seed"})
+    if taken:
+        raise ValueError(f"--set {', '.join(taken)}: these come from the data or from their own options "
+                         "(--sigma, --batch-size, --seed)")
+    files = mrc_files(args.inputs)
+    y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
+    if len(set(y.shape[1:])) != 1:
+        raise ValueError(f"the methods need cubic subtomograms, got boxes of {tuple(y.shape[1:])} voxels")
+    box = y.shape[-1]
+    if args.sigma is None:
+        sigma = float(estimate_sigma(y, missing_wedge_mask((box,) * 3, tilt)).mean())
+        sigma_source = "estimated from the data (cryolearn.physics.estimate_sigma)"
+    else:
+        sigma, sigma_source = float(args.sigma), "given (--sigma)"
+    record = {
+        "method": args.method,
+        "method_kwargs": {**options, "batch_size": args.batch_size, "seed": args.seed},
+        "tilt_range": list(tilt),
+        "tilt_source": args.tlt or "--tilt-range",
+        "sigma": sigma,
+        "sigma_source": sigma_source,
+        "box": box,
+        "voxel_size": voxel_size,
+        "n_observations": y.shape[0],
+        "inputs": [str(f) for f in files],
+        "steps": steps,
+        "checkpoint_every": args.checkpoint_every,
+        "seed": args.seed,
+        "checkpoint": out.name,
+    }
+    method = build_method(record, box)
+
+    dist = init_distributed(args.device)
+    try:
+        say = print if is_main_process() else (lambda *a, **k: None)
+        resumed_from = 0
+        if not args.force:
+            if out.exists():
+                resumed_from = _checkpoint_step(out)
+                if resumed_from >= steps:
+                    raise FileExistsError(f"{str(out)!r} already holds {resumed_from} training steps (asked for {steps}); "
+                                          "pass --force to train again, or more --steps to continue")
+            _check_same_run(record_path, record)
+        say(f"{args.method}: {y.shape[0]} subtomograms of {box}^3 voxels ({voxel_size:g} A), "
+            f"tilt range {tilt[0]:g} to {tilt[1]:g} degrees, sigma {sigma:.4g} {sigma_source}, "
+            f"on {describe_device(dist.device)} x {dist.world_size}")
+        if resumed_from:
+            say(f"resuming {out} from step {resumed_from} of {steps}")
+        record.update(cryolearn_version=__version__, torch_version=str(torch.__version__),
+                      command_line=args.command_line, device=describe_device(dist.device),
+                      world_size=dist.world_size, resumed_from_step=resumed_from)
+        if is_main_process():
+            if args.force:
+                out.unlink(missing_ok=True)
+            write_yaml(record_path, {**record, "status": "training"})
+        barrier()
+        method.to(dist.device)
+        method.fit(y.to(dist.device), steps, progress=is_main_process(), checkpoint=out,
+                   checkpoint_every=args.checkpoint_every)
+        if is_main_process():
+            write_yaml(record_path, {**record, "status": "complete", "steps_done": method.step,
+                                     "wall_time_s": round(time.perf_counter() - start, 3)})
+        say(f"wrote {out} (step {method.step}) and {record_path} in {time.perf_counter() - start:.1f} s")
+    finally:
+        cleanup()
+    return 0

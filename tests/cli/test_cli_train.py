@@ -1,0 +1,137 @@
+"""``cryolearn train``: the record, bad input, ``--force``, and resuming after a kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import mrcfile
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cryolearn.data import read_subtomograms, write_mrc
+from cryolearn.physics import estimate_sigma, missing_wedge_mask
+
+
+def test_model_yaml_records_the_resolved_configuration(sim, model, run):
+    rec = yaml.safe_load(model.with_suffix(".yaml").read_text())
+    assert rec["method"] == "cryogen2" and rec["status"] == "complete" and rec["steps"] == rec["steps_done"] == 2
+    assert rec["method_kwargs"] == {"base_channels": 4, "batch_size": 4, "seed": 0}
+    assert rec["tilt_range"] == [-60.0, 60.0] and rec["box"] == 16 and rec["n_observations"] == 8
+    assert rec["voxel_size"] == pytest.approx(24.0) and rec["device"] == "cpu" and rec["world_size"] == 1
+    # No --sigma: estimated from the normalised observations, and said so.
+    y, _ = read_subtomograms(sorted((sim / "obs").iterdir()))
+    assert rec["sigma"] == pytest.approx(estimate_sigma(y, missing_wedge_mask((16,) * 3)).mean().item(), rel=1e-6)
+    assert "estimated" in rec["sigma_source"]
+    sim_rec = yaml.safe_load((sim / "simulate.yaml").read_text())
+    assert rec["sigma"] == pytest.approx(sim_rec["sigma_normalized"], rel=0.1)  # the estimate is an upper bound
+    assert rec["command_line"].startswith("cryolearn train ") and "--steps 2" in rec["command_line"]
+    assert rec["cryolearn_version"] and rec["wall_time_s"] > 0
+    state = torch.load(model, weights_only=False)
+    assert state["method"] == "cryogen2" and state["step"] == 2
+
+
+def test_tlt_file_and_given_sigma(sim, tmp_path, run):
+    (tmp_path / "a.tlt").write_text("-51.0\n-3.0\n0.0\n48.5\n")
+    out = tmp_path / "m.pt"
+    args = [sim / "obs", "--batch-size", "4", "--set", "base_channels=4", "--device", "cpu", "--out", out]
+    rc, stdout, _ = run("train", *args, "--tlt", tmp_path / "a.tlt", "--sigma", "0.7", "--steps", "1")
+    assert rc == 0 and "sigma 0.7 given" in stdout
+    rec = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    assert rec["tilt_range"] == [-51.0, 48.5] and rec["sigma"] == 0.7 and rec["tilt_source"].endswith("a.tlt")
+    # A finished model is never overwritten without --force; a different configuration does not resume.
+    before = out.read_bytes()
+    rc, _, err = run("train", *args, "--tlt", tmp_path / "a.tlt", "--sigma", "0.7", "--steps", "1")
+    assert rc == 2 and "already holds 1 training steps" in err and "--force" in err and out.read_bytes() == before
+    rc, _, err = run("train", *args, "--tlt", tmp_path / "a.tlt", "--sigma", "0.8", "--steps", "2")
+    assert rc == 2 and "different configuration" in err and "sigma" in err and out.read_bytes() == before
+    # --force starts over with the new configuration.
+    rc, stdout, _ = run("train", *args, "--tilt-range", "-60", "60", "--sigma", "0.8", "--steps", "1", "--force")
+    assert rc == 0 and "resuming" not in stdout
+    rec = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    assert rec["sigma"] == 0.8 and rec["tilt_range"] == [-60.0, 60.0] and rec["resumed_from_step"] == 0
+
+
+def _write_set(folder, box, n=4, nan=False):
+    folder.mkdir()
+    for i in range(n):
+        v = torch.randn(box, box, box, generator=torch.Generator().manual_seed(i))
+        write_mrc(folder / f"{i}.mrc", v, 10.0)
+    if nan:
+        with warnings.catch_warnings(), mrcfile.new(folder / "nan.mrc") as m:
+            warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile warns about the NaN it is told to write
+            m.set_data(np.full((box,) * 3, np.nan, dtype=np.float32))
+    return folder
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing file", "does not exist"),
+    ("not mrc", "not a readable MRC file"),
+    ("empty folder", "holds no MRC files"),
+    ("nan", "NaN"),
+    ("box too small", "multiple of 4"),
+    ("box not a multiple", "multiple of 4 (e.g. 16 or 20)"),
+    ("not cubic", "cubic"),
+    ("tilt outside", "(-90, 90)"),
+    ("tilt reversed", "theta_min < theta_max"),
+    ("unknown method", "unknown method"),
+    ("unknown option", "invalid option"),
+    ("reserved option", "--sigma"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, run, tiny, case, message):
+    good = [_write_set(tmp_path / "good", 16)]
+    inputs, extra = {
+        "missing file": ([tmp_path / "nope.mrc"], []),
+        "not mrc": ([tmp_path / "notes.mrc"], []),
+        "empty folder": ([tmp_path / "empty"], []),
+        "nan": ([_write_set(tmp_path / "nan", 8, nan=True)], []),
+        "box too small": ([_write_set(tmp_path / "tiny", 2)], []),
+        "box not a multiple": ([_write_set(tmp_path / "odd", 18)], []),
+        "not cubic": ([tmp_path / "flat.mrc"], []),
+        "tilt outside": (good, ["--tilt-range", "-60", "95"]),
+        "tilt reversed": (good, ["--tilt-range", "30", "-30"]),
+        "unknown method": (good, ["--method", "cryogen9"]),
+        "unknown option": (good, ["--set", "no_such_option=1"]),
+        "reserved option": (good, ["--set", "sigma=1"]),
+    }[case]
+    (tmp_path / "notes.mrc").write_text("not a map\n" * 100)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no maps here")
+    write_mrc(tmp_path / "flat.mrc", torch.randn(16, 16, 8), 10.0)
+    out = tmp_path / "out" / "model.pt"
+    rc, _, err = run("train", *inputs, *tiny, *extra, "--steps", "1", "--out", out)
+    assert rc == 2 and err.startswith("cryolearn train: error:") and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(sim, tmp_path, run, tiny):
+    args = ["train", str(sim / "obs"), *tiny, "--sigma", "0.9", "--steps", "6", "--checkpoint-every", "2"]
+    killed, straight = tmp_path / "killed" / "model.pt", tmp_path / "straight" / "model.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "cryolearn.cli", *args, "--out", str(killed)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not killed.exists():
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    step = torch.load(killed, weights_only=False)["step"]
+    assert step in (2, 4)
+    assert yaml.safe_load(killed.with_suffix(".yaml").read_text())["status"] == "training"
+
+    rc, stdout, _ = run(*args, "--out", killed)  # the same command again, in this process
+    assert rc == 0 and f"resuming {killed} from step {step} of 6" in stdout
+    rc, stdout, _ = run(*args, "--out", straight)
+    assert rc == 0 and "resuming" not in stdout
+
+    a, b = torch.load(killed, weights_only=False), torch.load(straight, weights_only=False)
+    assert a["step"] == b["step"] == 6
+    assert a["history"] == b["history"]
+    for name, weights in b["modules"]["network"].items():
+        assert torch.equal(a["modules"]["network"][name], weights), name
+    rec = yaml.safe_load(killed.with_suffix(".yaml").read_text())
+    assert rec["status"] == "complete" and rec["resumed_from_step"] == step
