@@ -64,6 +64,10 @@ def _rank_main(rank, port, folder):
         resumed, y = _make("cryogen2")  # a fresh method picks up the checkpoint of step 3 and trains step 4
         resumed.fit(y, STEPS + 1, progress=False, checkpoint=resume)
         out["resumed"] = {"params": _params(resumed), "history": resumed.history}
+        early, y = _make("cryogen2")
+        early.generator = torch.Generator().manual_seed(early.seed + 1)  # as an earlier reconstruct leaves it: one for all ranks
+        early.fit(y, 1, progress=False)
+        out["early_generator"] = early.history
         torch.save(out, os.path.join(folder, f"rank{rank}.pt"))
     finally:
         cleanup()
@@ -160,6 +164,11 @@ def test_resume_continues_with_different_minibatches_per_rank(ranks):
     for n in r0["params"]:
         assert torch.equal(r0["params"][n], r1["params"][n])
     assert torch.load(folder / "resume.pt", weights_only=False)["step"] == STEPS + 1
+
+
+def test_a_generator_made_before_fit_is_not_shared_by_the_ranks(ranks):
+    _, _, outs = ranks
+    assert outs[0]["early_generator"] != outs[1]["early_generator"]  # each rank drew its own minibatch
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -400,7 +400,8 @@ class Method:
         ``callback`` runs on every rank. Only rank 0 shows the bar and
         writes checkpoints, and all ranks wait for the write. A resumed run
         restores rank 0's generator; the other ranks reseed theirs with
-        ``seed + 1 + r + world_size * step``. Outside :meth:`fit` the
+        ``seed + 1 + r + world_size * step`` whenever :meth:`fit` starts (so a
+        generator made earlier, e.g. by ``reconstruct``, is not shared). Outside :meth:`fit` the
         modules are the unwrapped ones, and the checkpoint format is the
         same as on one process.
         """
@@ -411,8 +412,8 @@ class Method:
             self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1 + rank)
         if checkpoint is not None and Path(checkpoint).exists():
             self.load(checkpoint)
-            if rank > 0:  # the checkpoint holds rank 0's generator; the others must draw other minibatches
-                self.generator.manual_seed(self.seed + 1 + rank + world * self.step)
+        if rank > 0:  # a checkpoint, or an earlier reconstruct, left rank 0's draws here: draw other minibatches
+            self.generator.manual_seed(self.seed + 1 + rank + world * self.step)
         bs = min(self.batch_size, n)
         raw = self._modules()
         for name, m in raw.items():  # DDP wrappers while training (the modules themselves on one process)
