@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
+from ..metrics import _half_weight
 from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotate_cube, rotation_proxy
 
 if TYPE_CHECKING:
@@ -126,12 +127,8 @@ def gaussian_posterior(
     mean_f = m * (prec * yf + b * xf) / (prec + b) + (1 - m) * xf
     mean = torch.fft.irfftn(mean_f, s=y.shape[-nd:], dim=dims, norm="ortho")
     var_f = (m * gamma / (prec + b) + (1 - m) * gamma / b) * torch.ones_like(m)
-    # Mean over the full grid from the half grid: count every column twice except k_x = 0 and Nyquist.
-    w = torch.full((mask.shape[-1],), 2.0, device=y.device, dtype=y.dtype)
-    w[0] = 1.0
-    if y.shape[-1] % 2 == 0:
-        w[-1] = 1.0
-    voxel_var = (var_f * w).sum() / (w.sum() * var_f[..., 0].numel())
+    w = _half_weight(y.shape[-nd:], None, var_f)  # mean over the full grid from the half grid
+    voxel_var = (var_f * w).sum() / w.sum()
     std = torch.sqrt(voxel_var).expand(mean.shape)
     return GaussianPosterior(mean=mean, std=std, var_fourier=var_f)
 
@@ -310,12 +307,7 @@ def estimate_beta(
     resid = method.predict(y_proxy) - rotate_cube(x_bar, r, ndim=nd)
     dims = tuple(range(-nd, 0))
     power = torch.fft.rfftn(resid, dim=dims, norm="ortho").abs().pow(2).mean(0)  # (D, H, W//2+1)
-    # Full-grid weights of the half grid: every column twice, except k_x = 0 and (even box) Nyquist.
-    w = torch.full((power.shape[-1],), 2.0, device=y.device, dtype=power.dtype)
-    w[0] = 1.0
-    if box % 2 == 0:
-        w[-1] = 1.0
-    wm = w * (~method.mask.to(y.device)).to(power.dtype)  # weight of each missing coefficient
+    wm = _half_weight(y.shape[-nd:], ~method.mask, power)  # full-grid weight of each missing coefficient
     p_mean = (wm * power).sum() / wm.sum()
     if not per_shell:
         return BetaEstimate(beta=1.0 / p_mean.item())
