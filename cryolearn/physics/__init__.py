@@ -1,4 +1,4 @@
-"""Imaging physics: the missing wedge, rotations and the forward model (SPEC section 1)."""
+"""Imaging physics: the missing wedge, rotations, the forward model and tilt series (SPEC section 1)."""
 
 from .forward import add_noise, estimate_sigma, noise_sigma, rotation_proxy, simulate_observation
 from .missing_wedge import (
@@ -8,6 +8,7 @@ from .missing_wedge import (
     missing_band_mask,
     missing_wedge_mask,
 )
+from .tilt_series import add_tilt_noise, backproject, project, ramp_filter, tilt_weights, weighted_backprojection
 from .rotations import (
     cube_rotations,
     quarter_turns_xz,
@@ -20,6 +21,8 @@ from .rotations import (
 
 __all__ = [
     "add_noise",
+    "add_tilt_noise",
+    "backproject",
     "apply_missing_wedge",
     "check_tilt_range",
     "cube_rotations",
@@ -28,12 +31,16 @@ __all__ = [
     "missing_band_mask",
     "missing_wedge_mask",
     "noise_sigma",
+    "project",
     "quarter_turns_xz",
     "quaternion_to_matrix",
+    "ramp_filter",
     "random_cube_indices",
     "random_so3",
     "rotate_cube",
     "rotate_volume",
     "rotation_proxy",
     "simulate_observation",
+    "tilt_weights",
+    "weighted_backprojection",
 ]
