@@ -7,12 +7,15 @@
   :func:`verify_manifest` for the maps committed under ``data/``.
 - :mod:`~cryolearn.data.datasets`: :func:`simulate_subtomograms`,
   :func:`split_by_structure`, :func:`random_blobs_2d`.
+- :mod:`~cryolearn.data.real`: :func:`load_microtubules`, a real tomogram
+  crop of microtubules (BSD-3, cylindra).
 - :mod:`~cryolearn.data.tilt`: :func:`read_tlt`, :func:`tilt_range_from_tlt`
   (IMOD ``.tlt`` tilt angles, degrees).
 """
 
 from .datasets import SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
 from .mrc import normalize, read_mrc, read_subtomograms, write_mrc
+from .real import load_microtubules
 from .structures import (
     StructureMaps,
     data_root,
@@ -29,6 +32,7 @@ __all__ = [
     "data_root",
     "density_from_model",
     "fourier_crop",
+    "load_microtubules",
     "load_structure_maps",
     "normalize",
     "random_blobs_2d",
