@@ -9,6 +9,16 @@ writes ``sim/obs/0000.mrc ...`` (what a method sees), ``sim/truth/0000.mrc ...``
 ``sim/simulate.yaml`` (every parameter, the source of each map, the structure
 of each file and the noise level ``sigma``). Observations follow
 ``y = M(R x) + M n`` (SPEC sections 1 and 4).
+
+With ``--tomogram`` it simulates a crowded tomogram from a tilt series
+instead::
+
+    cryolearn simulate tomo --tomogram --shape 64 192 192 --particles 40 --snr 1
+
+writes ``tomo/tilt_series.mrc`` (the noisy images, one per tilt) and
+``tomo/tilt_series.tlt`` (IMOD angles), ``tomo/tomogram.mrc`` (its weighted
+back-projection), ``tomo/truth.mrc`` (the clean slab, for scoring only) and
+``tomo/simulate.yaml`` (every parameter, particle positions and structures).
 """
 
 from __future__ import annotations
@@ -34,6 +44,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output folder")
+    tomo = parser.add_argument_group("crowded tomogram (--tomogram)")
+    tomo.add_argument("--tomogram", action="store_true",
+                      help="simulate a crowded slab, its tilt series and its WBP tomogram instead of subtomograms")
+    tomo.add_argument("--shape", type=int, nargs=3, default=(64, 192, 192), metavar=("D", "H", "W"),
+                      help="slab size in voxels, (z, y, x) (default: 64 192 192)")
+    tomo.add_argument("--particles", type=int, default=40, help="structures to place, without overlap (default: 40)")
+    tomo.add_argument("--tilt-step", type=float, default=3.0, help="degrees between tilts (default: 3)")
+    tomo.add_argument("--dose", type=float, default=120.0, help="total dose in e/A^2, split over the tilts (default: 120)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -46,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
     tilt = tilt_range(args) or (-60.0, 60.0)
     device = pick_device(args.device)
     maps = load_structure_maps(names=args.structures, device=device)
+    if args.tomogram:
+        return _tomogram(args, maps, tilt, device, start, __version__)
     ds = simulate_subtomograms(maps, n=args.n, box=args.box, tilt_range=tilt, snr=args.snr, seed=args.seed,
                                rotation=args.rotation, masked_noise=not args.unmasked_noise)
     # The noise level in the units `cryolearn train` works in (each observation normalised, SPEC section 4).
@@ -68,4 +88,30 @@ def main(args: argparse.Namespace) -> int:
     write_yaml(out / "simulate.yaml", record)
     print(f"wrote {len(ds)} observations and truths of {ds.box}^3 voxels at {ds.voxel_size:g} A to {out} "
           f"(sigma {record['sigma']:.4g}; {sigma_normalized:.4g} after normalising each observation)")
+    return 0
+
+
+def _tomogram(args: argparse.Namespace, maps, tilt, device, start: float, version: str) -> int:
+    from ..data import default_tilt_angles, read_tlt, simulate_tomogram, write_mrc, write_tlt
+
+    angles = read_tlt(args.tlt) if getattr(args, "tlt", None) else default_tilt_angles(tilt, args.tilt_step)
+    sim = simulate_tomogram(maps, shape=args.shape, box=args.box, n_particles=args.particles, tilt_angles=angles,
+                            dose=args.dose, snr=args.snr, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, vol in (("tilt_series", sim.tilt_series), ("tomogram", sim.tomogram), ("truth", sim.truth)):
+        write_mrc(out / f"{name}.mrc", vol.float().cpu(), sim.voxel_size, overwrite=args.force)
+    write_tlt(out / "tilt_series.tlt", sim.tilt_angles, overwrite=args.force)
+    record = {
+        **sim.metadata,
+        "particles": [{"structure": lab, "corner_zyx": c} for lab, c in zip(sim.labels, sim.positions.tolist())],
+        "maps": [{k: info.get(k) for k in ("name", "pdb_id", "molecule", "resolution", "source")} for info in maps.info],
+        "cryolearn_version": version,
+        "command_line": args.command_line,
+        "device": str(device),
+        "wall_time_s": round(time.perf_counter() - start, 3),
+    }
+    write_yaml(out / "simulate.yaml", record)
+    print(f"wrote a tilt series of {len(sim.tilt_angles)} images, its WBP tomogram and the truth "
+          f"({' x '.join(map(str, sim.truth.shape))} voxels of {sim.voxel_size:g} A, {len(sim.labels)} particles) to {out}")
     return 0

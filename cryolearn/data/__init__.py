@@ -9,6 +9,8 @@
   :func:`split_by_structure`, :func:`random_blobs_2d`.
 - :mod:`~cryolearn.data.real`: :func:`load_microtubules`, a real tomogram
   crop of microtubules (BSD-3, cylindra).
+- :mod:`~cryolearn.data.tomograms`: :func:`simulate_tomogram` (a crowded
+  slab, its tilt series and its WBP tomogram), :func:`extract_subtomograms`.
 - :mod:`~cryolearn.data.tilt`: :func:`read_tlt`, :func:`tilt_range_from_tlt`
   (IMOD ``.tlt`` tilt angles, degrees).
 """
@@ -24,13 +26,17 @@ from .structures import (
     load_structure_maps,
     verify_manifest,
 )
-from .tilt import read_tlt, tilt_range_from_tlt
+from .tilt import read_tlt, tilt_range_from_tlt, write_tlt
+from .tomograms import SimulatedTomogram, default_tilt_angles, extract_subtomograms, simulate_tomogram
 
 __all__ = [
+    "SimulatedTomogram",
     "StructureMaps",
     "SubtomogramDataset",
     "data_root",
+    "default_tilt_angles",
     "density_from_model",
+    "extract_subtomograms",
     "fourier_crop",
     "load_microtubules",
     "load_structure_maps",
@@ -40,8 +46,10 @@ __all__ = [
     "read_subtomograms",
     "read_tlt",
     "simulate_subtomograms",
+    "simulate_tomogram",
     "split_by_structure",
     "tilt_range_from_tlt",
     "verify_manifest",
     "write_mrc",
+    "write_tlt",
 ]

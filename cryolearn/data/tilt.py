@@ -16,7 +16,7 @@ import torch
 
 from ..physics import check_tilt_range
 
-__all__ = ["read_tlt", "tilt_range_from_tlt"]
+__all__ = ["read_tlt", "tilt_range_from_tlt", "write_tlt"]
 
 
 def read_tlt(path: str | os.PathLike) -> torch.Tensor:
@@ -102,3 +102,46 @@ def tilt_range_from_tlt(path: str | os.PathLike) -> tuple[float, float]:
         return check_tilt_range((angles.min().item(), angles.max().item()))
     except ValueError as err:
         raise ValueError(f"tilt file {os.fspath(path)!r}: {err}") from None
+
+
+def write_tlt(path: str | os.PathLike, angles: torch.Tensor | list[float], overwrite: bool = False) -> str:
+    """Write tilt angles as an IMOD ``.tlt`` file, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file.
+    angles : torch.Tensor or list of float
+        ``(T,)`` degrees, each inside (-90, 90), in the order of the images.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If there is no angle or one is not finite or outside (-90, 90).
+    """
+    import tempfile
+
+    values = torch.as_tensor(angles, dtype=torch.float64).flatten().tolist()
+    if not values or not all(math.isfinite(a) and -90.0 < a < 90.0 for a in values):
+        raise ValueError(f"tilt angles must be finite degrees in (-90, 90), got {values}")
+    name = os.fspath(path)
+    if os.path.exists(name) and not overwrite:
+        raise FileExistsError(f"refusing to overwrite {name!r}")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(name)), prefix=".tlt.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(f"{a:.4f}\n" for a in values))
+        os.replace(tmp, name)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return name

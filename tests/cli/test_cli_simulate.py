@@ -49,3 +49,24 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, run, bad, message):
     rc, _, err = run("simulate", tmp_path / "s", "--n", "2", "--box", "8", "--device", "cpu", *bad)
     assert rc == 2 and err.startswith("cryolearn simulate: error:") and message in err
     assert not (tmp_path / "s").exists()
+
+
+def test_simulate_tomogram_writes_series_tlt_tomogram_and_truth(tmp_path, run):
+    from cryolearn.data import read_tlt
+
+    out = tmp_path / "t"
+    rc, stdout, err = run("simulate", out, "--tomogram", "--structures", "7pbl", "6zu5", "--shape", "16", "40", "40",
+                          "--box", "16", "--particles", "3", "--tilt-range", "-45", "45", "--tilt-step", "15",
+                          "--device", "cpu")
+    assert rc == 0, err
+    series, vs = read_mrc(out / "tilt_series.mrc")
+    tomo, vs_tomo = read_mrc(out / "tomogram.mrc")
+    truth, _ = read_mrc(out / "truth.mrc")
+    assert series.shape == (7, 40, 40) and tomo.shape == truth.shape == (16, 40, 40)
+    assert vs == vs_tomo == pytest.approx(6.0 * 64 / 16)
+    torch.testing.assert_close(read_tlt(out / "tilt_series.tlt"), torch.arange(-45.0, 45.1, 15.0, dtype=torch.float64))
+    rec = yaml.safe_load((out / "simulate.yaml").read_text())
+    assert rec["shape"] == [16, 40, 40] and len(rec["particles"]) == rec["n_particles"] >= 1
+    assert "weighted back-projection" in rec["reconstruction"] and rec["command_line"].startswith("cryolearn simulate")
+    assert run("simulate", out, "--tomogram", "--structures", "7pbl", "--shape", "16", "40", "40", "--box", "16",
+               "--device", "cpu")[0] == 2  # exists: needs --force
