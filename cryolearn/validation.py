@@ -1,0 +1,190 @@
+"""Scores without ground truth, for real data: wedge fill and a held-out rotation test.
+
+On a real tomogram there is no clean volume to compare with. Two questions
+can still be answered from the data alone:
+
+- Did the restoration put anything into the missing wedge, and did it keep
+  what was measured? :func:`wedge_power_ratio` gives, per Fourier shell, the
+  mean power inside the missing wedge over the mean power in the measured
+  region of the same shell (about 1 for an isotropic specimen, small for a raw
+  tomogram); the FSC with the input over the measured region
+  (:func:`cryolearn.metrics.fourier_shell_correlation` with the mask) says
+  whether the measured data were kept.
+- Is what it puts there right? :func:`rotation_validation_error` turns
+  held-out subtomograms by quarter turns, so that part of their *measured*
+  region falls into the wedge, masks them again, restores them, and compares
+  the restoration with the measured data it never saw, inside that part. The
+  rotation proxy of the methods, used as a held-out test: no restoration
+  scores exactly 1, a perfect one the noise floor of the data.
+
+Source: book chapter "Restoring a whole tomogram".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotate_cube
+
+__all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error"]
+
+
+def _half_weight(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    w = shape[-1]
+    cols = torch.full((w // 2 + 1,), 2.0, dtype=like.dtype, device=like.device)
+    cols[0] = 1.0
+    if w % 2 == 0:
+        cols[-1] = 1.0
+    return cols.expand(*shape[:-1], w // 2 + 1)
+
+
+@dataclass
+class WedgePower:
+    """In-wedge power relative to measured power, per Fourier shell.
+
+    Attributes
+    ----------
+    frequency : torch.Tensor
+        ``(S,)`` shell centres in 1/voxel.
+    ratio : torch.Tensor
+        ``(..., S)``: mean power per coefficient in the missing wedge over that
+        in the measured region, per shell (``nan`` where a region is empty).
+    pooled : torch.Tensor
+        ``(...)``: the same ratio over all shells between ``f_min`` and
+        ``f_max`` together.
+    """
+
+    frequency: torch.Tensor
+    ratio: torch.Tensor
+    pooled: torch.Tensor
+
+
+def wedge_power_ratio(
+    x: torch.Tensor, mask: torch.Tensor, n_shells: int | None = None, f_min: float = 0.05, f_max: float = 0.35
+) -> WedgePower:
+    """How much power a volume holds inside the missing wedge, relative to the measured region.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., D, H, W)`` volumes (a tomogram, tiles, restorations).
+    mask : torch.Tensor
+        Bool measured-region mask on the rfft half grid ``(D, H, W//2+1)``
+        (:func:`cryolearn.physics.missing_wedge_mask`).
+    n_shells : int, optional
+        Shells one Fourier voxel of the shortest side wide by default.
+    f_min, f_max : float
+        Band in cycles per voxel pooled in :attr:`WedgePower.pooled` (the
+        origin and the corners beyond Nyquist are left out).
+
+    Returns
+    -------
+    WedgePower
+
+    Raises
+    ------
+    ValueError
+        If the mask does not match the half grid of ``x``, or ``f_min >= f_max``.
+
+    Notes
+    -----
+    Mean power per coefficient (Hermitian weights on the half grid), so the
+    ratio does not depend on how many coefficients each region holds. An
+    isotropic specimen gives about 1; the empty wedge of a raw tomogram holds
+    only what leaks through interpolation and the gaps between tilts.
+    """
+    spatial = tuple(x.shape[-3:])
+    if tuple(mask.shape) != spatial[:-1] + (spatial[-1] // 2 + 1,):
+        raise ValueError(f"mask {tuple(mask.shape)} is not the half grid of volumes {spatial}")
+    if not f_min < f_max:
+        raise ValueError(f"need f_min < f_max, got {f_min}, {f_max}")
+    n = min(spatial)
+    n_shells = n // 2 + 1 if n_shells is None else int(n_shells)
+    width = (n // 2) / n / (n_shells - 1)
+    radius = torch.sqrt(sum(g**2 for g in fourier_grid(spatial, rfft=True, device=x.device))).to(x.dtype)
+    shell = torch.round(radius / width).long().clamp(max=n_shells).flatten()  # n_shells: beyond Nyquist
+    p = torch.fft.rfftn(x, dim=(-3, -2, -1), norm="ortho").abs().pow(2)
+    w = _half_weight(spatial, x)
+    m = mask.to(device=x.device, dtype=x.dtype)
+
+    def per_shell(v: torch.Tensor) -> torch.Tensor:  # (..., *half) -> (..., n_shells + 1)
+        v = v.flatten(-3)
+        return v.new_zeros(*v.shape[:-1], n_shells + 1).index_add_(-1, shell, v)
+
+    p_in, p_out = per_shell(p * w * (1 - m)), per_shell(p * w * m)
+    c_in, c_out = per_shell(w * (1 - m)), per_shell(w * m)
+    freq = torch.arange(n_shells + 1, device=x.device, dtype=x.dtype) * width
+    ratio = (p_in / c_in) / (p_out / c_out)
+    band = (freq >= f_min) & (freq <= f_max) & (c_in > 0) & (c_out > 0)
+    pooled = (p_in[..., band].sum(-1) / c_in[band].sum()) / (p_out[..., band].sum(-1) / c_out[band].sum())
+    return WedgePower(frequency=freq[:n_shells], ratio=ratio[..., :n_shells], pooled=pooled)
+
+
+def rotation_validation_error(
+    restore: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    rotations: Sequence[int] | None = None,
+    pooled: bool = True,
+) -> torch.Tensor:
+    """Held-out rotation test: restore measured data that a quarter turn moved into the wedge.
+
+    Parameters
+    ----------
+    restore : callable
+        ``(B, N, N, N) -> (B, N, N, N)``: the restoration to score, e.g.
+        ``method.predict``; it sees only masked inputs.
+    y : torch.Tensor
+        ``(B, N, N, N)`` held-out observed subtomograms (cubic boxes),
+        normalised as in training.
+    mask : torch.Tensor
+        Bool measured-region mask ``(N, N, N//2+1)``.
+    rotations : sequence of int, optional
+        Cube-group elements (:func:`cryolearn.physics.cube_rotations`); default
+        the quarter turns about X and Z (:func:`cryolearn.physics.quarter_turns_xz`),
+        which move the wedge.
+    pooled : bool
+        Return one number (sums over all volumes and rotations) or ``(B,)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``sum_Omega |F(restore(M R y)) - F(R y)|^2 / sum_Omega |F(R y)|^2``
+        over ``Omega``, the Fourier region missing under ``mask`` but measured
+        in ``R y``. Returning the input unchanged scores exactly 1; a
+        restoration that predicts the measured data scores down to the
+        noise's share of their power.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not a batch of cubes matching the mask, or holds NaN.
+    """
+    if y.ndim != 4 or len(set(y.shape[-3:])) != 1:
+        raise ValueError(f"y must be a batch of cubic boxes (B, N, N, N), got {tuple(y.shape)}")
+    if tuple(mask.shape) != tuple(y.shape[-3:-1]) + (y.shape[-1] // 2 + 1,):
+        raise ValueError(f"mask {tuple(mask.shape)} does not match boxes of {tuple(y.shape[-3:])}")
+    if not torch.isfinite(y).all():
+        raise ValueError("y contains NaN or Inf values")
+    rots = list(quarter_turns_xz() if rotations is None else rotations)
+    w = _half_weight(tuple(y.shape[-3:]), y)
+    missing = (~mask.to(y.device)).to(y.dtype) * w
+    # Where the rotated data were measured: the Fourier support of a rotated masked white-noise volume.
+    g = torch.Generator().manual_seed(0)
+    probe = apply_missing_wedge(torch.randn(y.shape[-3:], generator=g, dtype=y.dtype).to(y.device), mask)
+    num = y.new_zeros(y.shape[0])
+    den = y.new_zeros(y.shape[0])
+    for r in rots:  # a handful of rotations; each restores the whole batch at once
+        amp = torch.fft.rfftn(rotate_cube(probe, r), dim=(-3, -2, -1)).abs()
+        support = amp > 1e-3 * amp.median()
+        region = missing * support.to(y.dtype)
+        yr = rotate_cube(y, r)
+        out = restore(apply_missing_wedge(yr, mask))
+        F_out = torch.fft.rfftn(out, dim=(-3, -2, -1), norm="ortho")
+        F_ref = torch.fft.rfftn(yr, dim=(-3, -2, -1), norm="ortho")
+        num += ((F_out - F_ref).abs().pow(2) * region).flatten(1).sum(1)
+        den += (F_ref.abs().pow(2) * region).flatten(1).sum(1)
+    return num.sum() / den.sum() if pooled else num / den
