@@ -8,7 +8,17 @@ from .missing_wedge import (
     missing_band_mask,
     missing_wedge_mask,
 )
-from .tilt_series import add_tilt_noise, backproject, project, ramp_filter, tilt_weights, weighted_backprojection
+from .tilt_series import (
+    add_tilt_noise,
+    apply_ctf,
+    backproject,
+    ctf_2d,
+    phase_flip,
+    project,
+    ramp_filter,
+    tilt_weights,
+    weighted_backprojection,
+)
 from .rotations import (
     cube_rotations,
     quarter_turns_xz,
@@ -22,15 +32,18 @@ from .rotations import (
 __all__ = [
     "add_noise",
     "add_tilt_noise",
+    "apply_ctf",
     "backproject",
     "apply_missing_wedge",
     "check_tilt_range",
+    "ctf_2d",
     "cube_rotations",
     "estimate_sigma",
     "fourier_grid",
     "missing_band_mask",
     "missing_wedge_mask",
     "noise_sigma",
+    "phase_flip",
     "project",
     "quarter_turns_xz",
     "quaternion_to_matrix",

@@ -33,6 +33,7 @@ References
 .. [2] R. A. Crowther, D. J. DeRosier and A. Klug (1970), as above.
 .. [3] A. C. Kak and M. Slaney, "Principles of Computerized Tomographic
    Imaging", IEEE Press (1988), chapter 3.
+.. [4] teamtomo, torch-ctf (BSD-3-Clause), https://github.com/teamtomo/torch-ctf
 """
 
 from __future__ import annotations
@@ -43,7 +44,17 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["project", "backproject", "ramp_filter", "tilt_weights", "weighted_backprojection", "add_tilt_noise"]
+__all__ = [
+    "project",
+    "backproject",
+    "ramp_filter",
+    "tilt_weights",
+    "weighted_backprojection",
+    "add_tilt_noise",
+    "ctf_2d",
+    "apply_ctf",
+    "phase_flip",
+]
 
 
 def _angles(tilt_angles: Sequence[float] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -313,3 +324,92 @@ def add_tilt_noise(
     dev = generator.device if generator is not None else images.device
     n = torch.randn(images.shape, generator=generator, device=dev, dtype=images.dtype).to(images.device)
     return images + n * std
+
+
+def ctf_2d(
+    shape: Sequence[int], voxel_size: float, defocus: float | torch.Tensor, voltage: float = 300.0,
+    spherical_aberration: float = 2.7, amplitude_contrast: float = 0.07, device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The CTF of images on the rfft half grid, computed by teamtomo's torch-ctf.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape ``(H, W)``.
+    voxel_size : float
+        Angstrom per pixel.
+    defocus : float or torch.Tensor
+        Defocus in micrometres, positive underfocus; ``(T,)`` for one per image.
+    voltage : float
+        Acceleration voltage in kV.
+    spherical_aberration : float
+        Cs in mm.
+    amplitude_contrast : float
+        Fraction of amplitude contrast, in [0, 1].
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., H, W//2+1)`` float32 CTF (no astigmatism, no envelope): the
+        leading axes follow ``defocus``.
+
+    Raises
+    ------
+    ValueError
+        If ``voxel_size`` is not positive or ``amplitude_contrast`` is outside [0, 1].
+
+    Notes
+    -----
+    The defocus gradient across a tilted image is not modelled: each image
+    gets one defocus.
+    """
+    from torch_ctf import calculate_ctf_2d
+
+    if not voxel_size > 0 or not 0 <= amplitude_contrast <= 1:
+        raise ValueError(f"need voxel_size > 0 and amplitude_contrast in [0, 1], got {voxel_size}, {amplitude_contrast}")
+    d = torch.as_tensor(defocus, dtype=torch.float32, device=device)
+    return calculate_ctf_2d(
+        defocus=d, astigmatism=0.0, astigmatism_angle=0.0, voltage=voltage, spherical_aberration=spherical_aberration,
+        amplitude_contrast=amplitude_contrast, phase_shift=0.0, pixel_size=voxel_size, image_shape=tuple(shape),
+        rfft=True, fftshift=False,
+    )
+
+
+def apply_ctf(images: torch.Tensor, ctf: torch.Tensor) -> torch.Tensor:
+    """Multiply images by a CTF in Fourier space.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(..., H, W)``.
+    ctf : torch.Tensor
+        ``(..., H, W//2+1)`` from :func:`ctf_2d`, broadcast against the images.
+
+    Returns
+    -------
+    torch.Tensor
+        ``irfft2(ctf * rfft2(images))``, shape, dtype and device of ``images``.
+    """
+    f = torch.fft.rfft2(images, dim=(-2, -1), norm="ortho") * ctf.to(images.device, images.dtype)
+    return torch.fft.irfft2(f, s=images.shape[-2:], dim=(-2, -1), norm="ortho")
+
+
+def phase_flip(images: torch.Tensor, ctf: torch.Tensor) -> torch.Tensor:
+    """Correct images by phase flipping: multiply by the sign of the CTF.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(..., H, W)`` images recorded under ``ctf``.
+    ctf : torch.Tensor
+        ``(..., H, W//2+1)`` from :func:`ctf_2d`.
+
+    Returns
+    -------
+    torch.Tensor
+        Images whose every Fourier coefficient has the sign of the specimen's
+        (the amplitudes stay damped by ``|ctf|``; near the zeros nothing is
+        recovered).
+    """
+    return apply_ctf(images, torch.sign(ctf))

@@ -162,3 +162,24 @@ def test_bad_inputs_are_refused():
         backproject(torch.zeros(3, 4, 4), [0.0, 10.0], 4)
     with pytest.raises(ValueError, match="dose"):
         add_tilt_noise(torch.zeros(2, 4, 4), -1.0, voxel_size=1.0)
+
+
+def test_ctf_first_zero_and_phase_flip():
+    """torch-ctf's CTF has its first zero where the phase-contrast formula puts it; phase flipping makes it |CTF|."""
+    from cryolearn.physics import apply_ctf, ctf_2d, phase_flip
+
+    ctf = ctf_2d((128, 128), voxel_size=2.0, defocus=2.0)
+    assert ctf.shape == (128, 65)
+    line = ctf[0]  # along k_x
+    assert line[0].item() == pytest.approx(0.07, abs=1e-3)  # amplitude contrast at the origin
+    # first zero: pi*lambda*df*k^2 - pi/2 lambda^3 Cs k^4 + asin(0.07) = pi; 300 kV: lambda = 0.019687 A
+    lam, df, cs = 0.019687, 2.0e4, 2.7e7
+    k = torch.fft.rfftfreq(128, d=2.0, dtype=torch.float64)
+    phase = math.pi * lam * df * k**2 - 0.5 * math.pi * lam**3 * cs * k**4 + math.asin(0.07)
+    first = int(torch.nonzero(phase >= math.pi)[0])
+    assert (line[:first - 1] > 0).all() and line[first + 1] < 0
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(2, 128, 128, generator=g)
+    flipped = phase_flip(apply_ctf(img, ctf), ctf)
+    expected = apply_ctf(img, ctf.abs())
+    torch.testing.assert_close(flipped, expected, atol=1e-5, rtol=1e-4)
