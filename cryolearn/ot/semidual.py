@@ -25,7 +25,8 @@ import numpy as np
 import ot as pot
 import torch
 
-from .sinkhorn import _plan, _problem, _softmin, sinkhorn
+from .sinkhorn import sinkhorn
+from .utils import check_problem, gibbs_plan, soft_c_transform
 
 __all__ = [
     "c_transform",
@@ -191,7 +192,7 @@ def semidual_ot(
     if not 0 < reg <= 1 or max_iter < 1 or not tol >= 0:
         raise ValueError(f"need 0 < reg <= 1, max_iter >= 1 and tol >= 0, got {reg}, {max_iter}, {tol}")
     dtype = M.dtype
-    a, b, M = _problem(a, b, M.detach())
+    a, b, M = check_problem(a, b, M.detach())
     a, b, M = a.double(), b.double(), M.double()  # the last levels need float64
     b = b * (a.sum(-1, keepdim=True) / b.sum(-1, keepdim=True))  # equal masses to float64 precision
     spread = M.amax((-2, -1)) - M.amin((-2, -1))  # (...), the shift-invariant cost scale
@@ -202,7 +203,7 @@ def semidual_ot(
     a_safe = a.clamp_min(torch.finfo(M.dtype).tiny).unsqueeze(-1)
 
     def smoothed(phi: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = _softmin(phi, log_b, M, eps, dim=-1)  # (..., n) soft c-transform
+        f = soft_c_transform(phi, log_b, M, eps, dim=-1)  # (..., n) soft c-transform
         return (a * f).sum(-1) + (b * phi).sum(-1), f
 
     phi, n_iter, rel = torch.zeros_like(b), 0, 1.0
@@ -211,7 +212,7 @@ def semidual_ot(
         eps = (rel * spread).unsqueeze(-1)  # (..., 1)
         J, f = smoothed(phi, eps)
         for _ in range(max_iter):
-            P = _plan(f, phi, a, b, M, eps)  # (..., n, m), rows sum to a
+            P = gibbs_plan(f, phi, a, b, M, eps)  # (..., n, m), rows sum to a
             grad = b - P.sum(-2)
             converged = grad.abs().sum(-1) <= tol
             if bool(converged.all()):
@@ -235,7 +236,7 @@ def semidual_ot(
         if rel <= reg:
             break
         rel /= 4
-    P = _plan(f, phi, a, b, M, eps)
+    P = gibbs_plan(f, phi, a, b, M, eps)
     converged = (b - P.sum(-2)).abs().sum(-1) <= tol
     phi_c = c_transform(phi, M)
     value = (a * phi_c).sum(-1) + (b * phi).sum(-1)
