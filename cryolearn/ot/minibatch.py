@@ -1,0 +1,230 @@
+"""The CryoGEN-II minibatch transport loss: the squared-distance cost, the optimal plan, the loss with the plan held fixed.
+
+CryoGEN-II compares ``B`` re-degraded reconstructions ``x_i`` with ``B'``
+real observations ``y_j`` (uniform weights), cost ``c(x, y) = ||x - y||^2 /
+2`` between the flattened volumes. The plan ``pi`` is solved to optimality
+without gradients, and the loss ``sum_ij pi_ij c(x_i, y_j)`` is
+differentiated with ``pi`` held fixed; by the envelope theorem this is the
+gradient of the optimal cost ``W_c`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import ot as pot
+import torch
+
+from .sinkhorn import sinkhorn
+
+__all__ = ["sqeuclidean_cost", "MinibatchOTResult", "minibatch_ot_plan", "minibatch_ot_loss"]
+
+
+def sqeuclidean_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pairwise cost ``C_ij = ||x_i - y_j||^2 / 2`` between two flattened batches.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(B, ...)``, e.g. ``(B, D, H, W)`` volumes; flattened to ``(B, N)``.
+    y : torch.Tensor
+        ``(B', ...)`` with the same trailing shape as ``x``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, B')`` costs in squared voxel-value units, differentiable in ``x``
+        and ``y`` (``dC_ij / dx_i = x_i - y_j``).
+
+    Raises
+    ------
+    ValueError
+        If the trailing shapes differ, a batch is empty, or the inputs are
+        not floating point.
+
+    Notes
+    -----
+    Source: SPEC section 2 (CryoGEN-II cost ``c(a, b) = ||a - b||^2 / 2``).
+    Computed as ``(|x_i|^2 + |y_j|^2 - 2 x_i . y_j) / 2`` with one matrix
+    product, so memory is ``O((B + B') N + B B')`` instead of the
+    ``O(B B' N)`` of explicit differences. Both batches are first centred on
+    the (detached) mean of ``y``: the cost is translation invariant, and the
+    norms then stay on the scale of the distances, which avoids the
+    cancellation of large norms for long flattened volumes. Rounding can
+    still leave tiny negatives, clamped to 0.
+    """
+    if x.ndim < 1 or y.ndim < 1 or x.shape[1:] != y.shape[1:] or len(x) == 0 or len(y) == 0:
+        raise ValueError(
+            f"x (B, ...) and y (B', ...) need non-empty batches and equal trailing shapes, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if not (x.is_floating_point() and y.is_floating_point()):
+        raise ValueError("x and y must be floating-point tensors")
+    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)  # (B, N), (B', N)
+    centre = y.detach().mean(0)
+    x, y = x - centre, y - centre
+    sq = x.pow(2).sum(-1).unsqueeze(-1) + y.pow(2).sum(-1).unsqueeze(-2) - 2 * x @ y.T
+    return 0.5 * sq.clamp_min(0)
+
+
+@dataclass
+class MinibatchOTResult:
+    """Output of :func:`minibatch_ot_plan` (no gradients).
+
+    Attributes
+    ----------
+    plan : torch.Tensor
+        ``(B, B')`` transport plan, marginals ``1/B`` and ``1/B'``.
+    cost : torch.Tensor
+        ``()`` transport cost ``<plan, C>``.
+    f : torch.Tensor
+        ``(B,)`` dual potential on ``x`` (units of ``C``).
+    g : torch.Tensor
+        ``(B',)`` dual potential on ``y``: the semi-dual ``phi`` of SPEC
+        section 2, defined up to an additive constant.
+    converged : bool
+        True for ``"emd"`` (it raises otherwise); for ``"sinkhorn"``, whether
+        the column marginals reached ``1e-6`` within ``max_iter``.
+    """
+
+    plan: torch.Tensor
+    cost: torch.Tensor
+    f: torch.Tensor
+    g: torch.Tensor
+    converged: bool
+
+
+_METHODS = ("emd", "sinkhorn")
+
+
+def _solve(C: torch.Tensor, method: str, reg: float, max_iter: int) -> MinibatchOTResult:
+    """Optimal plan for cost ``C`` ``(B, B')`` (detached) with uniform weights."""
+    n, m = C.shape
+    if method == "emd":
+        a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
+        plan, log = pot.emd(a, b, C.cpu().double().numpy(), numItermax=max(100_000, 100 * n * m), log=True)
+        if log["warning"] is not None:
+            raise RuntimeError(f"ot.emd did not reach the optimum: {log['warning']}")
+        plan, f, g = (torch.as_tensor(t, dtype=C.dtype).to(C.device) for t in (plan, log["u"], log["v"]))
+        converged = True
+    elif method == "sinkhorn":
+        if not reg > 0:
+            raise ValueError(f"reg must be positive, got {reg}")
+        spread = C.std(correction=0)
+        res = sinkhorn(None, None, C, reg * torch.where(spread > 0, spread, torch.ones_like(spread)), max_iter=max_iter, tol=1e-6)
+        plan, f, g, converged = res.plan, res.f, res.g, bool(res.converged)
+    else:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return MinibatchOTResult(plan=plan, cost=(plan * C).sum(), f=f, g=g, converged=converged)
+
+
+def _check_cost(cost: str) -> None:
+    if cost != "sqeuclidean":
+        raise ValueError(f"only cost='sqeuclidean' (c = ||a - b||^2 / 2) is implemented, got {cost!r}")
+
+
+def minibatch_ot_plan(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    method: str = "emd",
+    reg: float = 0.01,
+    cost: str = "sqeuclidean",
+    max_iter: int = 1000,
+) -> MinibatchOTResult:
+    """The optimal transport plan between two minibatches, with its dual potentials.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(B, ...)`` generated samples (e.g. re-degraded reconstructions
+        ``M(R G(y)) + M n``), each flattened; uniform weights ``1/B``.
+    y : torch.Tensor
+        ``(B', ...)`` real observations, same trailing shape; weights ``1/B'``.
+    method : {"emd", "sinkhorn"}
+        ``"emd"``: exact, POT's network simplex ``ot.emd`` on the CPU in
+        float64. ``"sinkhorn"``: :func:`cryolearn.ot.sinkhorn` on the tensors'
+        device, until the column marginals are within ``1e-6`` (2-norm) or
+        ``max_iter`` iterations; its plan is entropic (blurred by ``eps``).
+    reg : float
+        For ``"sinkhorn"`` only: ``eps = reg * std(C)``, relative to the
+        spread of the costs (dimensionless, so one value serves any volume
+        size; the cost's own size, e.g. its median, grows with the volume
+        while the differences that decide the plan do not). At ``0.01`` a
+        64 x 64 problem on 32 x 32 images is about 0.03% above the exact
+        cost after 1000 iterations. Ignored by ``"emd"``.
+    cost : {"sqeuclidean"}
+        ``c(a, b) = ||a - b||^2 / 2`` (:func:`sqeuclidean_cost`).
+    max_iter : int
+        Iteration cap of the Sinkhorn solver (the network simplex gets
+        ``max(1e5, 100 B B')``).
+
+    Returns
+    -------
+    MinibatchOTResult
+        ``plan`` ``(B, B')``, ``cost``, potentials ``f`` ``(B,)`` and ``g``
+        ``(B',)``; on the device and dtype of ``x``, without gradients.
+
+    Raises
+    ------
+    ValueError
+        If the batches do not match (:func:`sqeuclidean_cost`), ``method`` or
+        ``cost`` is unknown, or ``reg`` is not positive.
+    RuntimeError
+        If ``ot.emd`` stops before the optimum.
+
+    Notes
+    -----
+    Source: SPEC section 2 (CryoGEN-II). For ``"emd"`` the potentials are
+    POT's exact duals (``log["u"]``, ``log["v"]``): ``f_i + g_j <= C_ij``
+    with equality on the support of the plan.
+    """
+    _check_cost(cost)
+    with torch.no_grad():
+        return _solve(sqeuclidean_cost(x, y), method, reg, max_iter)
+
+
+def minibatch_ot_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    method: str = "emd",
+    reg: float = 0.01,
+    cost: str = "sqeuclidean",
+    max_iter: int = 1000,
+) -> torch.Tensor:
+    """The CryoGEN-II transport loss ``sum_ij pi_ij c(x_i, y_j)`` with the plan held fixed.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(B, ...)`` generated samples, weights ``1/B``; gradients flow to it.
+    y : torch.Tensor
+        ``(B', ...)`` real observations, weights ``1/B'`` (gradients too, if
+        it requires them).
+    method, reg, cost, max_iter
+        As :func:`minibatch_ot_plan`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``()``, the transport cost of the optimal plan ``pi`` (in squared
+        voxel-value units), differentiable in ``x`` and ``y`` with ``pi``
+        fixed: ``d loss / d x_i = sum_j pi_ij (x_i - y_j)``. For ``"emd"`` it
+        equals POT's ``ot.emd2`` on the same costs.
+
+    Raises
+    ------
+    ValueError, RuntimeError
+        As :func:`minibatch_ot_plan`.
+
+    Notes
+    -----
+    Source: SPEC section 2 (CryoGEN-II). The plan is solved without
+    gradients; by the envelope (Danskin) theorem the gradient with ``pi``
+    held fixed is the gradient of the optimal cost ``W_c`` itself wherever
+    the optimal plan is unique, so no min-max game and no differentiation
+    through the solver are needed. The cost matrix is built once, by
+    :func:`sqeuclidean_cost`.
+    """
+    _check_cost(cost)
+    C = sqeuclidean_cost(x, y)  # (B, B')
+    return (_solve(C.detach(), method, reg, max_iter).plan * C).sum()
