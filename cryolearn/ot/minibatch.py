@@ -97,12 +97,17 @@ class MinibatchOTResult:
 _METHODS = ("emd", "sinkhorn")
 
 
+def _emd_iterations(n: int, m: int) -> int:
+    """Iteration cap of the network simplex for an ``(n, m)`` problem."""
+    return max(100_000, 100 * n * m)
+
+
 def _solve(C: torch.Tensor, method: str, reg: float, max_iter: int) -> MinibatchOTResult:
     """Optimal plan for cost ``C`` ``(B, B')`` (detached) with uniform weights."""
     n, m = C.shape
     if method == "emd":
         a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
-        plan, log = pot.emd(a, b, C.cpu().double().numpy(), numItermax=max(100_000, 100 * n * m), log=True)
+        plan, log = pot.emd(a, b, C.cpu().double().numpy(), numItermax=_emd_iterations(n, m), log=True)
         if log["warning"] is not None:
             raise RuntimeError(f"ot.emd did not reach the optimum: {log['warning']}")
         plan, f, g = (torch.as_tensor(t, dtype=C.dtype).to(C.device) for t in (plan, log["u"], log["v"]))
@@ -218,13 +223,26 @@ def minibatch_ot_loss(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II). The plan is solved without
-    gradients; by the envelope (Danskin) theorem the gradient with ``pi``
-    held fixed is the gradient of the optimal cost ``W_c`` itself wherever
-    the optimal plan is unique, so no min-max game and no differentiation
-    through the solver are needed. The cost matrix is built once, by
+    Source: Genevay, Peyre & Cuturi (2018), "Learning generative models with
+    Sinkhorn divergences", AISTATS (minibatch transport losses); Fatras et
+    al. (2020), "Learning with minibatch Wasserstein", AISTATS. The plan is
+    solved without gradients; by the envelope (Danskin) theorem the gradient
+    with ``pi`` held fixed is the gradient of the optimal cost ``W_c``
+    itself wherever the optimal plan is unique, so no min-max game and no
+    differentiation through the solver are needed. For ``"emd"`` the loss
+    is POT's ``ot.emd2`` with the torch backend, which attaches exactly this
+    gradient (the plan for the costs); its value is computed in float64 and
+    returned in the dtype of ``x``. The cost matrix is built once, by
     :func:`sqeuclidean_cost`.
     """
     _check_cost(cost)
     C = sqeuclidean_cost(x, y)  # (B, B')
-    return (_solve(C.detach(), method, reg, max_iter).plan * C).sum()
+    if method != "emd":
+        return (_solve(C.detach(), method, reg, max_iter).plan * C).sum()
+    # POT's exact cost with the torch backend: its gradient in C is the optimal plan (the envelope gradient).
+    n, m = C.shape
+    a, b = (torch.full((k,), 1.0 / k, dtype=torch.float64, device=C.device) for k in (n, m))
+    value, log = pot.emd2(a, b, C, numItermax=_emd_iterations(n, m), log=True)
+    if log["warning"] is not None:
+        raise RuntimeError(f"ot.emd2 did not reach the optimum: {log['warning']}")
+    return value.to(C.dtype)

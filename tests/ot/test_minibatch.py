@@ -61,6 +61,23 @@ def test_minibatch_gradient_is_envelope_gradient(method):
         assert torch.autograd.gradcheck(lambda p, q: minibatch_ot_loss(p, q), (x, y))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_minibatch_gradient_equals_pot_emd2_torch(dtype):
+    # POT's ot.emd2 with the torch backend, on costs built independently of sqeuclidean_cost.
+    x = _images(6, 10, shape=(4, 3)).to(dtype).requires_grad_(True)
+    y = (_images(5, 11, shape=(4, 3)) + 0.4).to(dtype).requires_grad_(True)
+    loss = minibatch_ot_loss(x, y)
+    assert loss.dtype == dtype
+    gx, gy = torch.autograd.grad(loss, (x, y))
+    C = 0.5 * (x.flatten(1)[:, None] - y.flatten(1)[None]).pow(2).sum(-1)  # (6, 5)
+    ref = pot.emd2(torch.full((6,), 1 / 6, dtype=dtype), torch.full((5,), 1 / 5, dtype=dtype), C)
+    hx, hy = torch.autograd.grad(ref, (x, y))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loss, ref.to(dtype), **tol)
+    torch.testing.assert_close(gx, hx, **tol)
+    torch.testing.assert_close(gy, hy, **tol)
+
+
 def test_sqeuclidean_cost_is_stable_for_long_offset_vectors():
     g = _gen(9)
     x = torch.randn(3, 16, 16, 16, dtype=DTYPE, generator=g) + 1000.0  # large common offset, N = 4096
