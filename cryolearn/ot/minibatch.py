@@ -10,6 +10,7 @@ gradient of the optimal cost ``W_c`` itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +103,22 @@ def _emd_iterations(n: int, m: int) -> int:
     return max(100_000, 100 * n * m)
 
 
-def _solve(C: torch.Tensor, method: str, reg: float, max_iter: int) -> MinibatchOTResult:
+def _temperature(C: torch.Tensor, reg: float | None, reg_rel: float | None) -> torch.Tensor:
+    """The absolute ``eps`` of the entropic plan: ``reg``, or ``reg_rel * std(C)`` (default ``reg_rel = 0.01``)."""
+    if reg is not None and reg_rel is not None:
+        raise ValueError("give the temperature as reg (absolute) or reg_rel (relative to std of the costs), not both")
+    if reg is not None:
+        if not reg > 0 or not math.isfinite(reg):
+            raise ValueError(f"reg must be positive and finite, got {reg}")
+        return torch.as_tensor(reg, dtype=C.dtype, device=C.device)
+    reg_rel = 0.01 if reg_rel is None else reg_rel
+    if not reg_rel > 0 or not math.isfinite(reg_rel):
+        raise ValueError(f"reg_rel must be positive and finite, got {reg_rel}")
+    spread = C.std(correction=0)
+    return reg_rel * torch.where(spread > 0, spread, torch.ones_like(spread))
+
+
+def _solve(C: torch.Tensor, method: str, reg: float | None, reg_rel: float | None, max_iter: int) -> MinibatchOTResult:
     """Optimal plan for cost ``C`` ``(B, B')`` (detached) with uniform weights."""
     n, m = C.shape
     if method == "emd":
@@ -113,10 +129,7 @@ def _solve(C: torch.Tensor, method: str, reg: float, max_iter: int) -> Minibatch
         plan, f, g = (torch.as_tensor(t, dtype=C.dtype).to(C.device) for t in (plan, log["u"], log["v"]))
         converged = True
     elif method == "sinkhorn":
-        if not reg > 0:
-            raise ValueError(f"reg must be positive, got {reg}")
-        spread = C.std(correction=0)
-        res = sinkhorn(None, None, C, reg * torch.where(spread > 0, spread, torch.ones_like(spread)), max_iter=max_iter, tol=1e-6)
+        res = sinkhorn(None, None, C, _temperature(C, reg, reg_rel), max_iter=max_iter, tol=1e-6)
         plan, f, g, converged = res.plan, res.f, res.g, bool(res.converged)
     else:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -132,7 +145,9 @@ def minibatch_ot_plan(
     x: torch.Tensor,
     y: torch.Tensor,
     method: str = "emd",
-    reg: float = 0.01,
+    *,
+    reg: float | None = None,
+    reg_rel: float | None = None,
     cost: str = "sqeuclidean",
     max_iter: int = 1000,
 ) -> MinibatchOTResult:
@@ -150,13 +165,17 @@ def minibatch_ot_plan(
         float64. ``"sinkhorn"``: :func:`cryolearn.ot.sinkhorn` on the tensors'
         device, until the column marginals are within ``1e-6`` (2-norm) or
         ``max_iter`` iterations; its plan is entropic (blurred by ``eps``).
-    reg : float
-        For ``"sinkhorn"`` only: ``eps = reg * std(C)``, relative to the
-        spread of the costs (dimensionless, so one value serves any volume
-        size; the cost's own size, e.g. its median, grows with the volume
-        while the differences that decide the plan do not). At ``0.01`` a
-        64 x 64 problem on 32 x 32 images is about 0.03% above the exact
-        cost after 1000 iterations. Ignored by ``"emd"``.
+    reg : float, optional
+        For ``"sinkhorn"`` only: the temperature ``eps > 0`` itself, in the
+        units of the costs (squared voxel values), as in
+        :func:`cryolearn.ot.sinkhorn`. Ignored by ``"emd"``.
+    reg_rel : float, optional
+        For ``"sinkhorn"`` only, used when ``reg`` is None: ``eps = reg_rel *
+        std(C)``, relative to the spread of the costs (dimensionless, so one
+        value serves any volume size; the cost's own size, e.g. its median,
+        grows with the volume while the differences that decide the plan do
+        not). Default ``0.01``, at which a 64 x 64 problem on 32 x 32 images
+        is about 0.03% above the exact cost. Ignored by ``"emd"``.
     cost : {"sqeuclidean"}
         ``c(a, b) = ||a - b||^2 / 2`` (:func:`sqeuclidean_cost`).
     max_iter : int
@@ -173,7 +192,8 @@ def minibatch_ot_plan(
     ------
     ValueError
         If the batches do not match (:func:`sqeuclidean_cost`), ``method`` or
-        ``cost`` is unknown, or ``reg`` is not positive.
+        ``cost`` is unknown, ``reg`` or ``reg_rel`` is not positive and
+        finite, or both are given.
     RuntimeError
         If ``ot.emd`` stops before the optimum.
 
@@ -185,14 +205,16 @@ def minibatch_ot_plan(
     """
     _check_cost(cost)
     with torch.no_grad():
-        return _solve(sqeuclidean_cost(x, y), method, reg, max_iter)
+        return _solve(sqeuclidean_cost(x, y), method, reg, reg_rel, max_iter)
 
 
 def minibatch_ot_loss(
     x: torch.Tensor,
     y: torch.Tensor,
     method: str = "emd",
-    reg: float = 0.01,
+    *,
+    reg: float | None = None,
+    reg_rel: float | None = None,
     cost: str = "sqeuclidean",
     max_iter: int = 1000,
 ) -> torch.Tensor:
@@ -205,7 +227,7 @@ def minibatch_ot_loss(
     y : torch.Tensor
         ``(B', ...)`` real observations, weights ``1/B'`` (gradients too, if
         it requires them).
-    method, reg, cost, max_iter
+    method, reg, reg_rel, cost, max_iter
         As :func:`minibatch_ot_plan`.
 
     Returns
@@ -238,7 +260,7 @@ def minibatch_ot_loss(
     _check_cost(cost)
     C = sqeuclidean_cost(x, y)  # (B, B')
     if method != "emd":
-        return (_solve(C.detach(), method, reg, max_iter).plan * C).sum()
+        return (_solve(C.detach(), method, reg, reg_rel, max_iter).plan * C).sum()
     # POT's exact cost with the torch backend: its gradient in C is the optimal plan (the envelope gradient).
     n, m = C.shape
     a, b = (torch.full((k,), 1.0 / k, dtype=torch.float64, device=C.device) for k in (n, m))

@@ -91,8 +91,10 @@ class SemidualResult:
     n_iter : int
         Newton steps over all smoothing levels.
     converged : torch.Tensor
-        ``(...)`` bool: the last level reached ``||b - plan^T 1||_1 <= tol``
-        before rounding.
+        ``(...)`` bool, ``err <= tol``.
+    err : torch.Tensor
+        ``(...)`` column-marginal error ``||b - P^T 1||_1`` (mass units) of
+        the last level's plan before rounding (its rows sum to ``a``).
     """
 
     phi: torch.Tensor
@@ -103,13 +105,16 @@ class SemidualResult:
     gap: torch.Tensor
     n_iter: int
     converged: torch.Tensor
+    err: torch.Tensor
 
 
 def semidual_ot(
     a: torch.Tensor | None,
     b: torch.Tensor | None,
     M: torch.Tensor,
-    reg: float = 1e-6,
+    *,
+    reg: float | torch.Tensor | None = None,
+    reg_rel: float | None = None,
     max_iter: int = 50,
     tol: float = 1e-10,
 ) -> SemidualResult:
@@ -125,10 +130,16 @@ def semidual_ot(
         ``(..., n, m)`` costs (floating point, finite). The outputs have its
         device and dtype; the computation runs in float64 on that device,
         because the last levels divide costs by a tiny ``eps``.
-    reg : float
-        Final smoothing ``eps``, relative to the cost range ``max M - min M``
-        of each problem, in ``(0, 1]``; the relative error of ``value`` is of
-        this order.
+    reg : float or torch.Tensor, optional
+        Final smoothing ``eps > 0`` in the units of ``M`` (a tensor
+        broadcasting to the batch dims gives one per problem). The last
+        level's plan (before rounding) is then the entropic plan of
+        :func:`cryolearn.ot.sinkhorn` at ``reg = eps``.
+    reg_rel : float, optional
+        Final smoothing relative to the cost range ``max M - min M`` of each
+        problem, ``eps = reg_rel * (max M - min M)``, in ``(0, 1]``; the
+        relative error of ``value`` is of this order. Used when ``reg`` is
+        None; default ``1e-6``.
     max_iter : int
         Newton steps per smoothing level (at least 1).
     tol : float
@@ -145,8 +156,9 @@ def semidual_ot(
     Raises
     ------
     ValueError
-        As :func:`cryolearn.ot.sinkhorn`, or if ``reg`` is not in ``(0, 1]``,
-        ``max_iter < 1`` or ``tol < 0``.
+        As :func:`cryolearn.ot.sinkhorn`, if both ``reg`` and ``reg_rel``
+        are given, if ``reg`` is not positive and finite, ``reg_rel`` not in
+        ``(0, 1]``, ``max_iter < 1`` or ``tol < 0``.
 
     Notes
     -----
@@ -161,7 +173,7 @@ def semidual_ot(
     M_ij) / eps)``, makes it smooth, with gradient ``b - P^T 1`` and Hessian
     ``-L / eps``, ``L = diag(P^T 1) - P^T diag(1/a) P`` (a graph Laplacian),
     where ``P_ij = a_i softmax_j`` is the plan ``phi`` implies. ``eps``
-    starts at the cost range and is divided by 4 down to ``reg`` times it;
+    starts at the cost range and is divided by 4 down to the final ``eps``;
     each level is warm-started from the last and solved by damped Newton
     steps:
 
@@ -175,14 +187,26 @@ def semidual_ot(
     plan gives ``cost``, and their gap certifies the answer. Cost per step
     ``O(n m^2 + m^3)``: meant for minibatches and teaching-size problems.
     """
-    if not 0 < reg <= 1 or max_iter < 1 or not tol >= 0:
-        raise ValueError(f"need 0 < reg <= 1, max_iter >= 1 and tol >= 0, got {reg}, {max_iter}, {tol}")
+    if reg is not None and reg_rel is not None:
+        raise ValueError("give the final smoothing as reg (absolute) or reg_rel (relative to the cost range), not both")
+    if max_iter < 1 or not tol >= 0:
+        raise ValueError(f"need max_iter >= 1 and tol >= 0, got {max_iter} and {tol}")
+    if reg is None:
+        reg_rel = 1e-6 if reg_rel is None else reg_rel
+        if not 0 < reg_rel <= 1:
+            raise ValueError(f"reg_rel must be in (0, 1], got {reg_rel}")
+        reg = torch.zeros(())
+    else:
+        reg = torch.as_tensor(reg, dtype=torch.float64, device=M.device)
+        if not bool((reg > 0).all()) or not bool(torch.isfinite(reg).all()):
+            raise ValueError(f"reg must be positive and finite, got {reg}")
     dtype = M.dtype
-    a, b, M = check_problem(a, b, M.detach())
+    a, b, M = check_problem(a, b, M.detach(), reg.shape)
     a, b, M = a.double(), b.double(), M.double()  # the last levels need float64
     b = b * (a.sum(-1, keepdim=True) / b.sum(-1, keepdim=True))  # equal masses to float64 precision
     spread = M.amax((-2, -1)) - M.amin((-2, -1))  # (...), the shift-invariant cost scale
     spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    target = torch.full_like(spread, reg_rel) if reg_rel is not None else reg.expand_as(spread) / spread  # final eps / spread
     log_b, m = b.log(), M.shape[-1]
     ones, eye = torch.ones(m, m, dtype=M.dtype, device=M.device), torch.eye(m, dtype=M.dtype, device=M.device)
     gauge = (ones + 1e-9 * eye) / m  # fixes the constant direction, plus a ridge
@@ -194,8 +218,7 @@ def semidual_ot(
 
     phi, n_iter, rel = torch.zeros_like(b), 0, 1.0
     while True:
-        rel = max(rel, reg)
-        eps = (rel * spread).unsqueeze(-1)  # (..., 1)
+        eps = (torch.clamp(target, min=rel) * spread).unsqueeze(-1)  # (..., 1)
         J, f = smoothed(phi, eps)
         for _ in range(max_iter):
             P = gibbs_plan(f, phi, a, b, M, eps)  # (..., n, m), rows sum to a
@@ -219,15 +242,16 @@ def semidual_ot(
             phi = phi + torch.where(ok, t, torch.zeros_like(t)).unsqueeze(-1) * d
             J, f = smoothed(phi, eps)
             n_iter += 1
-        if rel <= reg:
+        if bool((rel <= target).all()):
             break
         rel /= 4
     P = gibbs_plan(f, phi, a, b, M, eps)
-    converged = (b - P.sum(-2)).abs().sum(-1) <= tol
+    err = (b - P.sum(-2)).abs().sum(-1)
+    converged = err <= tol
     phi_c = c_transform(phi, M)
     value = (a * phi_c).sum(-1) + (b * phi).sum(-1)
     plan = _round_plan(P, a, b)
     cost = (plan * M).sum((-2, -1))
     gap = (cost - value) / torch.maximum(cost.abs(), torch.finfo(M.dtype).eps * spread)
-    phi, phi_c, value, plan, cost, gap = (v.to(dtype) for v in (phi, phi_c, value, plan, cost, gap))
-    return SemidualResult(phi=phi, phi_c=phi_c, value=value, plan=plan, cost=cost, gap=gap, n_iter=n_iter, converged=converged)
+    phi, phi_c, value, plan, cost, gap, err = (v.to(dtype) for v in (phi, phi_c, value, plan, cost, gap, err))
+    return SemidualResult(phi=phi, phi_c=phi_c, value=value, plan=plan, cost=cost, gap=gap, n_iter=n_iter, converged=converged, err=err)

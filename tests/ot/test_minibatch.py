@@ -35,25 +35,25 @@ def test_minibatch_loss_equals_emd2_and_potentials_are_exact_duals():
 def test_minibatch_sinkhorn_is_close_to_exact():
     x, y = _images(8, 5), _images(8, 6) + 0.3
     exact = minibatch_ot_loss(x, y, method="emd").item()
-    res = minibatch_ot_plan(x, y, method="sinkhorn", reg=0.1)
+    res = minibatch_ot_plan(x, y, method="sinkhorn", reg_rel=0.1)
     assert res.converged
     assert exact <= res.cost.item() < exact * 1.02
     torch.testing.assert_close(res.plan.sum(1), torch.full((8,), 1 / 8, dtype=DTYPE))
     torch.testing.assert_close(res.plan.sum(0), torch.full((8,), 1 / 8, dtype=DTYPE), rtol=0, atol=1e-6)
-    torch.testing.assert_close(minibatch_ot_loss(x, y, method="sinkhorn", reg=0.1), res.cost)
+    torch.testing.assert_close(minibatch_ot_loss(x, y, method="sinkhorn", reg_rel=0.1), res.cost)
     # The default, smaller eps is sharper: within 0.1% of the exact cost (even before full convergence).
     assert abs(minibatch_ot_loss(x, y, method="sinkhorn").item() - exact) < 1e-3 * exact
     # A larger (relative) eps blurs the plan and raises the cost.
-    assert minibatch_ot_plan(x, y, method="sinkhorn", reg=0.3).cost > res.cost
+    assert minibatch_ot_plan(x, y, method="sinkhorn", reg_rel=0.3).cost > res.cost
 
 
 @pytest.mark.parametrize("method", ["emd", "sinkhorn"])
 def test_minibatch_gradient_is_envelope_gradient(method):
     x = _images(4, 7, shape=(3,)).requires_grad_(True)
     y = (_images(3, 8, shape=(3,)) + 0.2).requires_grad_(True)
-    loss = minibatch_ot_loss(x, y, method=method, reg=0.1)
+    loss = minibatch_ot_loss(x, y, method=method, reg_rel=0.1)
     gx, gy = torch.autograd.grad(loss, (x, y))
-    plan = minibatch_ot_plan(x, y, method=method, reg=0.1).plan
+    plan = minibatch_ot_plan(x, y, method=method, reg_rel=0.1).plan
     diff = (x[:, None] - y[None]).detach()  # (B, B', N)
     torch.testing.assert_close(gx, (plan[..., None] * diff).sum(1))
     torch.testing.assert_close(gy, -(plan[..., None] * diff).sum(0))
@@ -100,5 +100,11 @@ def test_errors():
         minibatch_ot_loss(x, x, method="auction")
     with pytest.raises(ValueError, match="sqeuclidean"):
         minibatch_ot_plan(x, x, cost="euclidean")
-    with pytest.raises(ValueError, match="reg"):
+    with pytest.raises(ValueError, match="reg must be positive"):
         minibatch_ot_loss(x, x, method="sinkhorn", reg=0.0)
+    with pytest.raises(ValueError, match="reg_rel must be positive"):
+        minibatch_ot_plan(x, x, method="sinkhorn", reg_rel=-1.0)
+    with pytest.raises(ValueError, match="not both"):
+        minibatch_ot_plan(x, x, method="sinkhorn", reg=1.0, reg_rel=0.1)
+    with pytest.raises(TypeError):
+        minibatch_ot_plan(x, x, "sinkhorn", 0.01)  # reg and reg_rel are keyword-only

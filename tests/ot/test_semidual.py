@@ -74,7 +74,12 @@ def test_semidual_complementary_slackness():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="reg"):
-        semidual_ot(None, None, torch.rand(3, 3, dtype=DTYPE), reg=0.0)
+    M = torch.rand(3, 3, dtype=DTYPE)
+    with pytest.raises(ValueError, match="reg must be positive"):
+        semidual_ot(None, None, M, reg=0.0)
+    with pytest.raises(ValueError, match="reg_rel"):
+        semidual_ot(None, None, M, reg_rel=2.0)
+    with pytest.raises(ValueError, match="not both"):
+        semidual_ot(None, None, M, reg=0.1, reg_rel=0.1)
     with pytest.raises(ValueError, match="total mass"):
         semidual_ot(torch.ones(3, dtype=DTYPE), None, torch.rand(3, 3, dtype=DTYPE))
