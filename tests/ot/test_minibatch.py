@@ -1,11 +1,14 @@
 """Tests for cryolearn.ot.minibatch: the squared-distance cost and the CryoGEN-II minibatch loss."""
 
+import warnings
+
 import numpy as np
 import ot as pot
 import pytest
 import torch
 
-from cryolearn.ot import minibatch_ot_loss, minibatch_ot_plan, sqeuclidean_cost
+from cryolearn.ot import minibatch, minibatch_ot_loss, minibatch_ot_plan, sinkhorn, sqeuclidean_cost
+from cryolearn.physics import missing_wedge_mask, simulate_observation
 
 DTYPE = torch.float64
 
@@ -39,12 +42,65 @@ def test_minibatch_sinkhorn_is_close_to_exact():
     assert res.converged
     assert exact <= res.cost.item() < exact * 1.02
     torch.testing.assert_close(res.plan.sum(1), torch.full((8,), 1 / 8, dtype=DTYPE))
-    torch.testing.assert_close(res.plan.sum(0), torch.full((8,), 1 / 8, dtype=DTYPE), rtol=0, atol=1e-6)
+    torch.testing.assert_close(res.plan.sum(0), torch.full((8,), 1 / 8, dtype=DTYPE))
+    assert res.err < 1e-10
     torch.testing.assert_close(minibatch_ot_loss(x, y, method="sinkhorn", reg_rel=0.1), res.cost)
-    # The default, smaller eps is sharper: within 0.1% of the exact cost (even before full convergence).
+    # The default, smaller eps is sharper: within 0.1% of the exact cost.
     assert abs(minibatch_ot_loss(x, y, method="sinkhorn").item() - exact) < 1e-3 * exact
     # A larger (relative) eps blurs the plan and raises the cost.
     assert minibatch_ot_plan(x, y, method="sinkhorn", reg_rel=0.3).cost > res.cost
+
+
+def test_minibatch_sinkhorn_is_the_entropic_plan_of_pot_and_of_sinkhorn():
+    x, y = _images(7, 12), _images(6, 13) + 0.2
+    C = sqeuclidean_cost(x, y)
+    eps = 0.1 * C.std(correction=0).item()
+    res = minibatch_ot_plan(x, y, method="sinkhorn", reg=eps)
+    assert res.converged
+    P_pot = pot.sinkhorn(np.full(7, 1 / 7), np.full(6, 1 / 6), C.numpy(), eps, method="sinkhorn_log", numItermax=100_000, stopThr=1e-14)
+    torch.testing.assert_close(res.plan, torch.as_tensor(P_pot), rtol=0, atol=1e-10)
+    rel = minibatch_ot_plan(x, y, method="sinkhorn", reg_rel=0.1)  # reg_rel = reg / std(C)
+    torch.testing.assert_close((rel.plan, rel.f, rel.g), (res.plan, res.f, res.g))
+    sk = sinkhorn(None, None, C, eps, max_iter=100_000, tol=1e-13)
+    torch.testing.assert_close(res.plan, sk.plan, rtol=0, atol=1e-10)
+    # The potentials are Sinkhorn's up to a constant shift (f + c, g - c).
+    shift = (sk.g - res.g).mean()
+    torch.testing.assert_close(res.g + shift, sk.g, rtol=0, atol=1e-8 * eps)
+    torch.testing.assert_close(res.f - shift, sk.f, rtol=0, atol=1e-8 * eps)
+
+
+def _cryogen2_minibatch(B=8, n=32, seed=0):
+    """Two minibatches in CryoGEN-II's scale: B observations of normalised n^3 volumes (missing wedge, SNR 1) each."""
+    g = _gen(seed)
+    x = torch.nn.functional.avg_pool3d(torch.randn(2 * B, 1, n, n, n, generator=g), 3, 1, 1)[:, 0]  # smooth volumes
+    x = (x - x.mean((-3, -2, -1), keepdim=True)) / x.std((-3, -2, -1), keepdim=True)
+    y, _ = simulate_observation(x, missing_wedge_mask((n, n, n), (-60, 60)), sigma=1.0, generator=g)
+    return y[:B], y[B:]  # float32, (B, n, n, n) each
+
+
+def test_minibatch_sinkhorn_converges_at_the_defaults_on_cryogen2_minibatches(monkeypatch):
+    monkeypatch.setattr(minibatch, "_warned", False)
+    for seed in range(3):
+        a, b = _cryogen2_minibatch(seed=seed)
+        C = sqeuclidean_cost(a, b)
+        assert C.mean() > 1e4 and (C.max() - C.min()) > 2 * C.std()  # costs of whole 32^3 volumes, range/eps > 200
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            res = minibatch_ot_plan(a, b, method="sinkhorn")
+        assert res.converged and res.err < 1e-10 and res.plan.dtype == torch.float32
+        exact = minibatch_ot_plan(a, b, method="emd").cost
+        assert 0 <= (res.cost / exact - 1).item() < 1e-3
+
+
+def test_minibatch_sinkhorn_warns_once_when_it_cannot_converge(monkeypatch):
+    monkeypatch.setattr(minibatch, "_warned", False)
+    a, b = _cryogen2_minibatch(seed=4)
+    with pytest.warns(RuntimeWarning, match=r"did not converge: column-marginal error \d\.\de-\d\d") as record:
+        res = minibatch_ot_plan(a, b, method="sinkhorn", max_iter=1)  # one Newton step per temperature level
+        minibatch_ot_loss(a, b, method="sinkhorn", max_iter=1)  # a second failure stays silent
+    assert not res.converged and res.err > 1e-10
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+    assert record[0].filename == __file__  # points at the caller
 
 
 @pytest.mark.parametrize("method", ["emd", "sinkhorn"])

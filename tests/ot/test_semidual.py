@@ -83,3 +83,13 @@ def test_errors():
         semidual_ot(None, None, M, reg=0.1, reg_rel=0.1)
     with pytest.raises(ValueError, match="total mass"):
         semidual_ot(torch.ones(3, dtype=DTYPE), None, torch.rand(3, 3, dtype=DTYPE))
+
+
+def test_absolute_reg_per_problem_equals_reg_rel_times_the_cost_range():
+    g = _gen(5)
+    M = 3.0 + 10 * torch.rand(2, 6, 5, dtype=DTYPE, generator=g)  # (2, n, m)
+    rel = semidual_ot(None, None, M, reg_rel=1e-3)
+    spread = M.amax((-2, -1)) - M.amin((-2, -1))  # (2,)
+    ab = semidual_ot(None, None, M, reg=1e-3 * spread)  # one eps per problem, in the units of M
+    assert ab.converged.all() and ab.n_iter == rel.n_iter
+    torch.testing.assert_close((ab.phi, ab.value, ab.plan), (rel.phi, rel.value, rel.plan), rtol=1e-12, atol=1e-12)
