@@ -39,11 +39,9 @@ def check_problem(
 
     Parameters
     ----------
-    a : torch.Tensor or None
-        ``(..., n)`` non-negative source weights; uniform ``1/n`` when None.
-    b : torch.Tensor or None
-        ``(..., m)`` non-negative target weights with the same total mass as
-        ``a``; uniform ``1/m`` when None.
+    a, b : torch.Tensor or None
+        Source weights ``(..., n)`` and target weights ``(..., m)``,
+        non-negative, of equal total mass; None stands for uniform weights.
     M : torch.Tensor
         ``(..., n, m)`` costs, finite and floating point; the weights are
         converted to its device and dtype.
