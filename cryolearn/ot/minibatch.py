@@ -48,7 +48,10 @@ def sqeuclidean_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II cost ``c(a, b) = ||a - b||^2 / 2``).
+    Source: Peyre & Cuturi (2019), "Computational Optimal Transport",
+    Remark 2.18 (the squared Euclidean cost; here halved, ``c(a, b) = ||a -
+    b||^2 / 2``, the cost of CryoGEN-II); book chapter "Entropic optimal
+    transport and the semi-dual", section 4.
     Computed as ``(|x_i|^2 + |y_j|^2 - 2 x_i . y_j) / 2`` with one matrix
     product, so memory is ``O((B + B') N + B B')`` instead of the
     ``O(B B' N)`` of explicit differences. Both batches are first centred on

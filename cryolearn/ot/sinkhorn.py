@@ -1,4 +1,4 @@
-"""Entropic optimal transport by log-domain Sinkhorn, with envelope gradients (SPEC section 2, CryoGEN-II).
+"""Entropic optimal transport by log-domain Sinkhorn, with envelope gradients.
 
 The entropic problem between weights ``a`` (n) and ``b`` (m) with cost ``M``::
 
@@ -115,9 +115,9 @@ def sinkhorn(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II: "GPU log-domain Sinkhorn with small
-    epsilon"); Peyre & Cuturi (2019), "Computational Optimal Transport",
-    Section 4.4 (log-domain Sinkhorn); POT's ``ot.sinkhorn(...,
+    Source: Cuturi (2013), "Sinkhorn distances", NeurIPS; Peyre & Cuturi
+    (2019), "Computational Optimal Transport", Section 4.4 (log-domain
+    Sinkhorn); POT's ``ot.sinkhorn(...,
     method="sinkhorn_log")``, whose iterates (``g`` then ``f``) these are,
     with ``log_u = log a + f / eps`` and ``log_v = log b + g / eps``; geomloss
     (Feydy et al. 2019, ``sinkhorn_divergence.py``) for the final
