@@ -116,13 +116,13 @@ def _emd_iterations(n: int, m: int) -> int:
 
 
 def _temperature(C: torch.Tensor, reg: float | None, reg_rel: float | None) -> torch.Tensor:
-    """The absolute ``eps`` of the entropic plan: ``reg``, or ``reg_rel * std(C)`` (default ``reg_rel = 0.01``)."""
+    """The absolute ``eps`` ``()`` of the entropic plan: ``reg``, or ``reg_rel * std(C)`` (default ``reg_rel = 0.01``)."""
     if reg is not None and reg_rel is not None:
         raise ValueError("give the temperature as reg (absolute) or reg_rel (relative to std of the costs), not both")
     if reg is not None:
         if not reg > 0 or not math.isfinite(reg):
             raise ValueError(f"reg must be positive and finite, got {reg}")
-        return torch.as_tensor(reg, dtype=C.dtype, device=C.device)
+        return torch.as_tensor(reg, dtype=torch.float64, device=C.device)
     reg_rel = 0.01 if reg_rel is None else reg_rel
     if not reg_rel > 0 or not math.isfinite(reg_rel):
         raise ValueError(f"reg_rel must be positive and finite, got {reg_rel}")
