@@ -48,7 +48,8 @@ def c_transform(phi: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
 
     Notes
     -----
-    Source: Villani (2009), "Optimal Transport, Old and New", Definition 5.7; Santambrogio (2015), Section 1.6.
+    Source: Villani (2009), "Optimal Transport, Old and New", Definition
+    5.7; Santambrogio (2015), Section 1.6.
     """
     if C.ndim < 2 or phi.ndim < 1 or C.shape[-1] != phi.shape[-1]:
         raise ValueError(f"need phi (..., m) and C (..., n, m), got {tuple(phi.shape)} and {tuple(C.shape)}")
@@ -161,8 +162,8 @@ def semidual_ot(
 
     Notes
     -----
-    Source: Cuturi & Peyre (2018), "Semi-dual regularized optimal transport", SIAM Review 60;
-    Blondel, Seguy & Rolet (2018), "Smooth and sparse optimal transport",
+    Source: Cuturi & Peyre (2018), "Semi-dual regularized optimal
+    transport", SIAM Review 60; Blondel, Seguy & Rolet (2018), "Smooth and sparse optimal transport",
     AISTATS; Altschuler, Weed & Rigollet (2017), NeurIPS (rounding).
 
     The semi-dual ``J(phi) = <b, phi> + <a, phi^c>`` is concave but piecewise
