@@ -163,8 +163,9 @@ def semidual_ot(
     Notes
     -----
     Source: Cuturi & Peyre (2018), "Semi-dual regularized optimal
-    transport", SIAM Review 60; Blondel, Seguy & Rolet (2018), "Smooth and sparse optimal transport",
-    AISTATS; Altschuler, Weed & Rigollet (2017), NeurIPS (rounding).
+    transport", SIAM Review 60; Blondel, Seguy & Rolet (2018), "Smooth and
+    sparse optimal transport", AISTATS; Altschuler, Weed & Rigollet (2017),
+    NeurIPS (rounding).
 
     The semi-dual ``J(phi) = <b, phi> + <a, phi^c>`` is concave but piecewise
     linear. Replacing the minimum in ``phi^c`` by a soft minimum at
