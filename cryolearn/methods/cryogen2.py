@@ -41,9 +41,9 @@ class CryoGEN2(Method):
         Exact plan (POT's network simplex, on the CPU) or log-domain Sinkhorn
         with a small ``reg`` on the tensors' device.
     reg : float
-        Entropic regularisation for ``ot_method="sinkhorn"``, relative to the
-        standard deviation of the minibatch costs (see
-        :func:`cryolearn.ot.minibatch_ot_plan`).
+        Entropic temperature for ``ot_method="sinkhorn"``, relative to the
+        standard deviation of the minibatch costs: passed as ``reg_rel`` to
+        :func:`cryolearn.ot.minibatch_ot_plan` (``eps = reg * std(C)``).
     potential : bool
         Also fit a potential network ``phi_omega`` to the minibatch dual
         potentials of the real observations (a regression, not a game); it
@@ -84,7 +84,7 @@ class CryoGEN2(Method):
     def transport_loss(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Minibatch transport cost between ``(B, ...)`` and ``(B', ...)``, per voxel in noise units."""
         scale = self.sigma**2 * a[0].numel()
-        return minibatch_ot_loss(a, b, method=self.ot_method, reg=self.reg) / scale
+        return minibatch_ot_loss(a, b, method=self.ot_method, reg_rel=self.reg) / scale
 
     def amortization(self, y: torch.Tensor, x_hat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra loss terms on ``x_hat = G(y)`` added to the objective (none here; the CryoWGEN methods add one)."""
@@ -108,7 +108,7 @@ class CryoGEN2(Method):
 
     def _fit_potential(self, a: torch.Tensor, b: torch.Tensor) -> float:
         """One regression step of ``phi_omega(b_j)`` onto the centred dual potentials ``g_j``."""
-        plan = minibatch_ot_plan(a, b, method=self.ot_method, reg=self.reg)
+        plan = minibatch_ot_plan(a, b, method=self.ot_method, reg_rel=self.reg)
         g = (plan.g - plan.g.mean()) / (self.sigma**2 * a[0].numel())
         opt = self.optimizers["potential"]
         phi = self.potential(b)

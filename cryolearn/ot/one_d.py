@@ -1,4 +1,4 @@
-"""Optimal transport on the line: monotone (quantile) matching (SPEC section 2, CryoGEN-II).
+"""Optimal transport on the line: monotone (quantile) matching (CryoGEN-II).
 
 In one dimension, and for any convex cost ``|x - y|^p`` with ``p >= 1``, the
 optimal plan is monotone: sort both samples and match them in order (the
@@ -77,8 +77,8 @@ def wasserstein_1d(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II); Peyre & Cuturi (2019),
-    "Computational Optimal Transport", Remark 2.30; POT's
+    Source: Peyre & Cuturi (2019), "Computational Optimal Transport",
+    Remark 2.30; POT's
     ``ot.lp.solver_1d.wasserstein_1d``, whose algorithm this is: sort, merge
     the cumulative weights into ``n + m`` quantile levels ``q_k``, and sum
     ``(q_k - q_{k-1}) |F_u^{-1}(q_k) - F_v^{-1}(q_k)|^p``. Unlike POT, weights
@@ -145,8 +145,7 @@ def wasserstein_distance_1d(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II); Villani (2009), "Optimal Transport,
-    Old and New", Definition 6.1.
+    Source: Villani (2009), "Optimal Transport, Old and New", Definition 6.1.
     """
     return wasserstein_1d(u_values, v_values, u_weights, v_weights, p=p).pow(1.0 / p)
 
@@ -177,8 +176,8 @@ def monotone_plan_1d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II); Santambrogio (2015), "Optimal
-    Transport for Applied Mathematicians", Section 2.2. Ties are broken by
+    Source: Santambrogio (2015), "Optimal Transport for Applied
+    Mathematicians", Section 2.2. Ties are broken by
     ``torch.sort``'s order; any tie-break is optimal.
     """
     if x.shape != y.shape or x.ndim == 0 or x.shape[-1] == 0:

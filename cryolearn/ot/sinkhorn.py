@@ -1,4 +1,4 @@
-"""Entropic optimal transport by log-domain Sinkhorn, with envelope gradients (SPEC section 2, CryoGEN-II).
+"""Entropic optimal transport by log-domain Sinkhorn, with envelope gradients.
 
 The entropic problem between weights ``a`` (n) and ``b`` (m) with cost ``M``::
 
@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from .utils import check_problem, gibbs_plan, soft_c_transform
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -65,55 +67,6 @@ class SinkhornResult:
     n_iter: int
     converged: torch.Tensor
     err: torch.Tensor
-
-
-def _marginal(w: torch.Tensor | None, size: int, M: torch.Tensor, name: str) -> torch.Tensor:
-    """Weights ``(..., size)`` on ``M``'s device and dtype; uniform when None."""
-    if w is None:
-        return torch.full((size,), 1.0 / size, dtype=M.dtype, device=M.device)
-    w = torch.as_tensor(w, dtype=M.dtype, device=M.device)
-    if w.ndim == 0 or w.shape[-1] != size:
-        raise ValueError(f"{name} must have shape (..., {size}) to match M {tuple(M.shape)}, got {tuple(w.shape)}")
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
-        raise ValueError(f"{name} must be finite and non-negative")
-    return w
-
-
-def _problem(
-    a: torch.Tensor | None, b: torch.Tensor | None, M: torch.Tensor, *shapes: tuple[int, ...]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validate a balanced transport problem; broadcast ``a``, ``b``, ``M`` (and ``shapes``) to one batch."""
-    if not M.is_floating_point() or M.ndim < 2 or not bool(torch.isfinite(M).all()):
-        raise ValueError(f"M must be a finite floating-point tensor of shape (..., n, m), got {M.dtype} {tuple(M.shape)}")
-    n, m = M.shape[-2:]
-    if n == 0 or m == 0:
-        raise ValueError(f"M must have n, m >= 1, got shape {tuple(M.shape)}")
-    a, b = _marginal(a, n, M, "a"), _marginal(b, m, M, "b")
-    try:
-        batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1], M.shape[:-2], *shapes)
-    except RuntimeError:
-        raise ValueError(f"batch dims of a {tuple(a.shape)}, b {tuple(b.shape)}, M {tuple(M.shape)} (and reg) do not broadcast") from None
-    a, b, M = a.expand(*batch, n), b.expand(*batch, m), M.expand(*batch, n, m)
-    mass_a, mass_b = a.sum(-1), b.sum(-1)
-    if not bool(torch.allclose(mass_a, mass_b, rtol=1e-4, atol=0)) or not bool((mass_a > 0).all()):
-        raise ValueError("a and b must have the same positive total mass (balanced transport)")
-    return a, b, M
-
-
-def _softmin(h: torch.Tensor, log_w: torch.Tensor, M: torch.Tensor, eps: torch.Tensor, dim: int) -> torch.Tensor:
-    """Soft c-transform ``-eps log sum_k w_k exp((h_k - M) / eps)`` over sources (``dim=-2``) or targets (``dim=-1``).
-
-    ``h``, ``log_w``: ``(..., m)`` for ``dim=-1``, ``(..., n)`` for ``dim=-2``;
-    ``M``: ``(..., n, m)``; ``eps``: ``(..., 1)``. Returns the other side's potential.
-    """
-    axis = -2 if dim == -1 else -1  # where the summed-over potential broadcasts
-    h, log_w = h.unsqueeze(axis), log_w.unsqueeze(axis)
-    return -eps * torch.logsumexp(log_w + (h - M) / eps.unsqueeze(-1), dim=dim)
-
-
-def _plan(f: torch.Tensor, g: torch.Tensor, a: torch.Tensor, b: torch.Tensor, M: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Entropic plan ``a_i b_j exp((f_i + g_j - M_ij) / eps)``, ``(..., n, m)``."""
-    return torch.exp(a.log().unsqueeze(-1) + b.log().unsqueeze(-2) + (f.unsqueeze(-1) + g.unsqueeze(-2) - M) / eps.unsqueeze(-1))
 
 
 def sinkhorn(
@@ -162,9 +115,9 @@ def sinkhorn(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoGEN-II: "GPU log-domain Sinkhorn with small
-    epsilon"); Peyre & Cuturi (2019), "Computational Optimal Transport",
-    Section 4.4 (log-domain Sinkhorn); POT's ``ot.sinkhorn(...,
+    Source: Cuturi (2013), "Sinkhorn distances", NeurIPS; Peyre & Cuturi
+    (2019), "Computational Optimal Transport", Section 4.4 (log-domain
+    Sinkhorn); POT's ``ot.sinkhorn(...,
     method="sinkhorn_log")``, whose iterates (``g`` then ``f``) these are,
     with ``log_u = log a + f / eps`` and ``log_v = log b + g / eps``; geomloss
     (Feydy et al. 2019, ``sinkhorn_divergence.py``) for the final
@@ -179,24 +132,24 @@ def sinkhorn(
         raise ValueError(f"reg must be positive and finite, got {reg}")
     if max_iter < 0 or tol < 0:
         raise ValueError(f"max_iter and tol must be non-negative, got {max_iter} and {tol}")
-    a, b, M = _problem(a, b, M, reg.shape)
+    a, b, M = check_problem(a, b, M, reg.shape)
     eps = reg.expand(M.shape[:-2]).unsqueeze(-1)  # (..., 1)
     with torch.no_grad():
         a0, b0, M0 = a.detach(), b.detach(), M.detach()
         log_a, log_b = a0.log(), b0.log()
         g = torch.zeros_like(b0)
-        f = _softmin(g, log_b, M0, eps, dim=-1)
+        f = soft_c_transform(g, log_b, M0, eps, dim=-1)
         for n_iter in range(max_iter + 1):
-            g_new = _softmin(f, log_a, M0, eps, dim=-2)
+            g_new = soft_c_transform(f, log_a, M0, eps, dim=-2)
             # Column sums of P(f, g) are b * exp((g - g_new) / eps): the error check is free.
             err = torch.linalg.vector_norm(b0 * torch.expm1((g - g_new) / eps), dim=-1)
             if n_iter == max_iter or bool((err < tol).all()):
                 break
             g = g_new
-            f = _softmin(g, log_b, M0, eps, dim=-1)
+            f = soft_c_transform(g, log_b, M0, eps, dim=-1)
 
-    f = _softmin(g, b.log(), M, eps, dim=-1)  # the one differentiable step
-    plan = _plan(f.detach(), g, a0, b0, M0, eps)
+    f = soft_c_transform(g, b.log(), M, eps, dim=-1)  # the one differentiable step
+    plan = gibbs_plan(f.detach(), g, a0, b0, M0, eps)
     return SinkhornResult(
         plan=plan,
         cost=(plan * M).sum((-2, -1)),

@@ -1,11 +1,11 @@
-"""Tests for cryolearn.ot.semidual: c-transform, semi-dual OT, the CryoGEN-II minibatch loss."""
+"""Tests for cryolearn.ot.semidual: the c-transform and exact OT by the semi-dual."""
 
 import numpy as np
 import ot as pot
 import pytest
 import torch
 
-from cryolearn.ot import c_transform, minibatch_ot_loss, minibatch_ot_plan, semidual_ot, sqeuclidean_cost
+from cryolearn.ot import c_transform, semidual_ot
 
 DTYPE = torch.float64
 
@@ -17,10 +17,6 @@ def _gen(seed):
 def _weights(shape, g):
     w = torch.rand(shape, dtype=DTYPE, generator=g) + 0.2
     return w / w.sum(-1, keepdim=True)
-
-
-def _images(B, seed, shape=(5, 5)):
-    return torch.randn(B, *shape, dtype=DTYPE, generator=_gen(seed))
 
 
 def test_c_transform_brute_force_and_batched():
@@ -77,74 +73,23 @@ def test_semidual_complementary_slackness():
     assert res.plan[~support].sum() < 1e-6
 
 
-def test_minibatch_loss_equals_emd2_and_potentials_are_exact_duals():
-    x, y = _images(7, 3), _images(5, 4) + 0.3
-    C = 0.5 * torch.cdist(x.flatten(1), y.flatten(1)) ** 2
-    ref = pot.emd2(np.full(7, 1 / 7), np.full(5, 1 / 5), C.numpy())
-    assert minibatch_ot_loss(x, y).item() == pytest.approx(ref, rel=1e-12)
-    res = minibatch_ot_plan(x, y)
-    assert res.converged and res.cost.item() == pytest.approx(ref, rel=1e-12)
-    torch.testing.assert_close(res.plan.sum(1), torch.full((7,), 1 / 7, dtype=DTYPE))
-    torch.testing.assert_close(res.plan.sum(0), torch.full((5,), 1 / 5, dtype=DTYPE))
-    slack = C - res.f[:, None] - res.g[None, :]
-    assert slack.min() > -1e-9 and slack[res.plan > 0].abs().max() < 1e-9
-    assert (res.f.sum() / 7 + res.g.sum() / 5).item() == pytest.approx(ref, rel=1e-9)  # strong duality
-
-
-def test_minibatch_sinkhorn_is_close_to_exact():
-    x, y = _images(8, 5), _images(8, 6) + 0.3
-    exact = minibatch_ot_loss(x, y, method="emd").item()
-    res = minibatch_ot_plan(x, y, method="sinkhorn", reg=0.1)
-    assert res.converged
-    assert exact <= res.cost.item() < exact * 1.02
-    torch.testing.assert_close(res.plan.sum(1), torch.full((8,), 1 / 8, dtype=DTYPE))
-    torch.testing.assert_close(res.plan.sum(0), torch.full((8,), 1 / 8, dtype=DTYPE), rtol=0, atol=1e-6)
-    torch.testing.assert_close(minibatch_ot_loss(x, y, method="sinkhorn", reg=0.1), res.cost)
-    # The default, smaller eps is sharper: within 0.1% of the exact cost (even before full convergence).
-    assert abs(minibatch_ot_loss(x, y, method="sinkhorn").item() - exact) < 1e-3 * exact
-    # A larger (relative) eps blurs the plan and raises the cost.
-    assert minibatch_ot_plan(x, y, method="sinkhorn", reg=0.3).cost > res.cost
-
-
-@pytest.mark.parametrize("method", ["emd", "sinkhorn"])
-def test_minibatch_gradient_is_envelope_gradient(method):
-    x = _images(4, 7, shape=(3,)).requires_grad_(True)
-    y = (_images(3, 8, shape=(3,)) + 0.2).requires_grad_(True)
-    loss = minibatch_ot_loss(x, y, method=method, reg=0.1)
-    gx, gy = torch.autograd.grad(loss, (x, y))
-    plan = minibatch_ot_plan(x, y, method=method, reg=0.1).plan
-    diff = (x[:, None] - y[None]).detach()  # (B, B', N)
-    torch.testing.assert_close(gx, (plan[..., None] * diff).sum(1))
-    torch.testing.assert_close(gy, -(plan[..., None] * diff).sum(0))
-    if method == "emd":  # the exact cost is smooth where its plan is unique: finite differences agree
-        assert torch.autograd.gradcheck(lambda p, q: minibatch_ot_loss(p, q), (x, y))
-
-
-def test_sqeuclidean_cost_is_stable_for_long_offset_vectors():
-    g = _gen(9)
-    x = torch.randn(3, 16, 16, 16, dtype=DTYPE, generator=g) + 1000.0  # large common offset, N = 4096
-    y = torch.randn(4, 16, 16, 16, dtype=DTYPE, generator=g) + 1000.0
-    exact = 0.5 * ((x[:, None] - y[None]) ** 2).flatten(2).sum(-1)
-    torch.testing.assert_close(sqeuclidean_cost(x, y), exact, rtol=1e-12, atol=0)
-    # In float32 the naive |x|^2 + |y|^2 - 2 x.y loses about 3% here; the centred form keeps ~1e-6.
-    got32 = sqeuclidean_cost(x.float(), y.float()).double()
-    assert ((got32 - exact).abs() / exact).max() < 1e-5
-    xf, yf = x.float().flatten(1), y.float().flatten(1)
-    naive = 0.5 * (xf.pow(2).sum(-1)[:, None] + yf.pow(2).sum(-1)[None] - 2 * xf @ yf.T)
-    assert ((naive.double() - exact).abs() / exact).max() > 1e-3
-
-
 def test_errors():
-    x = torch.zeros(3, 4, dtype=DTYPE)
-    with pytest.raises(ValueError, match="trailing shapes"):
-        minibatch_ot_loss(x, torch.zeros(3, 5, dtype=DTYPE))
-    with pytest.raises(ValueError, match="method"):
-        minibatch_ot_loss(x, x, method="auction")
-    with pytest.raises(ValueError, match="sqeuclidean"):
-        minibatch_ot_plan(x, x, cost="euclidean")
-    with pytest.raises(ValueError, match="reg"):
-        minibatch_ot_loss(x, x, method="sinkhorn", reg=0.0)
-    with pytest.raises(ValueError, match="reg"):
-        semidual_ot(None, None, torch.rand(3, 3, dtype=DTYPE), reg=0.0)
+    M = torch.rand(3, 3, dtype=DTYPE)
+    with pytest.raises(ValueError, match="reg must be positive"):
+        semidual_ot(None, None, M, reg=0.0)
+    with pytest.raises(ValueError, match="reg_rel"):
+        semidual_ot(None, None, M, reg_rel=2.0)
+    with pytest.raises(ValueError, match="not both"):
+        semidual_ot(None, None, M, reg=0.1, reg_rel=0.1)
     with pytest.raises(ValueError, match="total mass"):
         semidual_ot(torch.ones(3, dtype=DTYPE), None, torch.rand(3, 3, dtype=DTYPE))
+
+
+def test_absolute_reg_per_problem_equals_reg_rel_times_the_cost_range():
+    g = _gen(5)
+    M = 3.0 + 10 * torch.rand(2, 6, 5, dtype=DTYPE, generator=g)  # (2, n, m)
+    rel = semidual_ot(None, None, M, reg_rel=1e-3)
+    spread = M.amax((-2, -1)) - M.amin((-2, -1))  # (2,)
+    ab = semidual_ot(None, None, M, reg=1e-3 * spread)  # one eps per problem, in the units of M
+    assert ab.converged.all() and ab.n_iter == rel.n_iter
+    torch.testing.assert_close((ab.phi, ab.value, ab.plan), (rel.phi, rel.value, rel.plan), rtol=1e-12, atol=1e-12)
