@@ -275,8 +275,9 @@ def weighted_backprojection(
 
     Notes
     -----
-    The filtered back-projection formula [3]_ ``f = int_0^pi (p_theta * h)(u)
-    dtheta`` with each tilt weighted by :func:`tilt_weights`.
+    The filtered back-projection formula ``f = int_0^pi (p_theta * h)(u)
+    dtheta`` (Kak and Slaney 1988, chapter 3) with each tilt weighted by
+    :func:`tilt_weights`.
     """
     w = tilt_weights(tilt_angles).to(images)
     return backproject(ramp_filter(images), tilt_angles, depth, weights=w, chunk=chunk)
