@@ -1,6 +1,6 @@
 """Imaging physics: the missing wedge, rotations and the forward model (SPEC section 1)."""
 
-from .forward import add_noise, estimate_sigma, noise_sigma, rotation_proxy, simulate_observation
+from .forward import add_noise, estimate_sigma, noise_sigma, random_redegrade, redegrade_all, rotation_proxy, simulate_observation
 from .missing_wedge import (
     apply_missing_wedge,
     check_tilt_range,
@@ -31,7 +31,9 @@ __all__ = [
     "quarter_turns_xz",
     "quaternion_to_matrix",
     "random_cube_indices",
+    "random_redegrade",
     "random_so3",
+    "redegrade_all",
     "rotate_cube",
     "rotate_volume",
     "rotation_proxy",
