@@ -1,18 +1,21 @@
 """Data: MRC files, real-structure maps and simulated data sets (SPEC sections 1, 4 and 6).
 
 - :mod:`~cryolearn.data.mrc`: :func:`read_mrc`, :func:`write_mrc` (atomic),
-  :func:`normalize`, :func:`read_subtomograms`.
+  :func:`normalize`, :func:`read_subtomograms`, :func:`write_reconstruction`
+  (restored volumes, std maps and samples as MRC files).
 - :mod:`~cryolearn.data.structures`: :func:`density_from_model` (atomic model
   to map with gemmi), :func:`fourier_crop`, :func:`load_structure_maps` and
   :func:`verify_manifest` for the maps committed under ``data/``.
 - :mod:`~cryolearn.data.datasets`: :func:`simulate_subtomograms`,
-  :func:`split_by_structure`, :func:`random_blobs_2d`.
+  :func:`split_by_structure`, :func:`random_blobs_2d`, and the
+  :class:`torch.utils.data.Dataset` classes :class:`SubtomogramDataset` and
+  :class:`MRCDataset` (MRC files read lazily, one per item).
 - :mod:`~cryolearn.data.tilt`: :func:`read_tlt`, :func:`tilt_range_from_tlt`
   (IMOD ``.tlt`` tilt angles, degrees).
 """
 
-from .datasets import SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
-from .mrc import normalize, read_mrc, read_subtomograms, write_mrc
+from .datasets import MRCDataset, SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
+from .mrc import normalize, read_mrc, read_subtomograms, write_mrc, write_reconstruction
 from .structures import (
     StructureMaps,
     data_root,
@@ -24,6 +27,7 @@ from .structures import (
 from .tilt import read_tlt, tilt_range_from_tlt
 
 __all__ = [
+    "MRCDataset",
     "StructureMaps",
     "SubtomogramDataset",
     "data_root",
@@ -40,4 +44,5 @@ __all__ = [
     "tilt_range_from_tlt",
     "verify_manifest",
     "write_mrc",
+    "write_reconstruction",
 ]
