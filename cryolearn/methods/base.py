@@ -516,6 +516,7 @@ class Method:
         """
         if state.get("method") != self.name:
             raise ValueError(f"checkpoint holds method {state.get('method')!r}, not {self.name!r}")
+        before = (self.config, self.rotations)
         if state.get("config") is not None:
             saved = make_config(self.Config, state["config"])
             differ = [k for k in saved.field_names() if getattr(saved, k) != getattr(self.config, k)]
@@ -527,6 +528,7 @@ class Method:
             for k, m in self._modules().items():
                 unwrap(m).load_state_dict(state["modules"][k])
         except (RuntimeError, KeyError) as err:
+            self.config, self.rotations = before
             raise ValueError(f"the checkpoint's networks do not fit this {self.name} (configuration keys that differ: "
                              f"{differ or 'none'}); rebuild it with Method.from_checkpoint: {err}") from None
         for k, o in self.optimizers.items():
