@@ -539,9 +539,11 @@ class Method:
         if state.get("generator") is not None:
             self.generator = torch.Generator(device=self.device)
             saved_type = torch.device(state.get("generator_device") or "cpu").type
-            if saved_type == self.device.type:
+            try:
+                if saved_type != self.device.type:
+                    raise RuntimeError(f"a {saved_type} generator state")
                 self.generator.set_state(state["generator"].cpu())
-            else:
+            except RuntimeError:  # another kind of device (or an older checkpoint that did not say which)
                 self.generator.manual_seed(self.seed + 1 + self.step)
 
     def save(self, path: str | os.PathLike) -> None:
