@@ -139,7 +139,7 @@ class MRCDataset(Dataset):
         MRC files, each one 3D volume of the same shape and voxel size.
     normalise : bool
         Normalise each volume to zero mean and unit standard deviation
-        (SPEC section 4), as every loader of the package does.
+        (:func:`cryolearn.data.normalize`), as every loader of the package does.
 
     Attributes
     ----------

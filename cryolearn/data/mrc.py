@@ -327,8 +327,8 @@ def write_reconstruction(
 
     Notes
     -----
-    Each file is written atomically by :func:`write_mrc`. Source: SPEC
-    section 4 (outputs are MRC files with the voxel size in the header).
+    Each file is written atomically by :func:`write_mrc`, with the voxel size
+    in its header (the MRC2014 format, Cheng et al. 2015, J. Struct. Biol. 192).
     """
     if mean.ndim < 3:
         raise ValueError(f"MRC files hold 3D volumes; the mean has shape {tuple(mean.shape)}")

@@ -1,4 +1,4 @@
-"""What CryoWGEN-I and -II share: CryoGEN-II plus an amortised regression onto a Boltzmann posterior (SPEC section 2).
+"""What CryoWGEN-I and -II share: CryoGEN-II plus an amortised regression onto a Boltzmann posterior.
 
 :class:`PosteriorMethod` adds to :class:`cryolearn.methods.CryoGEN2` the
 posterior ``q_gamma(x | y)`` around ``x_bar = G(y)``

@@ -268,7 +268,8 @@ def random_redegrade(
 
     Notes
     -----
-    Source: SPEC section 1 ("the rotation proxy"); book chapter "CryoGEN-II".
+    Source: book chapters "Generative priors for inverse problems" (section
+    4, the rotation proxy) and "CryoGEN-II".
     The order of the draws (rotations first, then noise) is part of the
     contract: the methods' training is reproducible from their seed.
     """
@@ -300,8 +301,8 @@ def redegrade_all(x: torch.Tensor, mask: torch.Tensor, rotations: torch.Tensor) 
 
     Notes
     -----
-    Source: SPEC section 2 (the rotation-averaged witness and energy); book
-    chapter "CryoGEN-I".
+    Source: book chapters "CryoGEN-I" (the rotation-averaged energy) and
+    "CryoWGEN-I" (the witness).
     """
     rots = rotations.to(x.device)
     xr = x.unsqueeze(0).expand(rots.numel(), *x.shape)
