@@ -4,9 +4,13 @@
 then ``.reconstruct(y)``, which returns a :class:`Reconstruction`.
 
 - :mod:`~cryolearn.methods.base`: :class:`Method` (shared mathematics: data
-  fidelity, rotation proxy, prediction, checkpoint state), :func:`get_method`.
+  fidelity, rotation proxy, prediction, checkpoint state).
+- :mod:`~cryolearn.methods.registry`: :func:`get_method`,
+  :func:`available_methods`, :func:`register_method`.
+- :mod:`~cryolearn.methods.reconstruction`: :class:`Reconstruction`.
 - :mod:`~cryolearn.methods.config`: :class:`MethodConfig`, the typed
-  configuration every method's ``Config`` dataclass extends.
+  configuration every method's ``Config`` dataclass extends, and
+  :class:`config_field`.
 - :mod:`~cryolearn.methods.cryogen1`, ``cryogen2``, ``cryowgen1``,
   ``cryowgen2``: one method and its configuration each.
 - :mod:`~cryolearn.methods.sampler`: :class:`PosteriorMethod`, what the two

@@ -10,175 +10,31 @@ training loop and DDP in :mod:`cryolearn.training.trainer` (which
 :meth:`Method.fit` calls), checkpoint files in
 :mod:`cryolearn.training.checkpoint`, the rotation proxy in
 :mod:`cryolearn.physics.forward`, MRC output in
-:func:`cryolearn.data.write_reconstruction`.
+:func:`cryolearn.data.write_reconstruction` (through
+:meth:`Reconstruction.save`, in :mod:`~cryolearn.methods.reconstruction`),
+the registry by name in :mod:`~cryolearn.methods.registry`.
 """
 
 from __future__ import annotations
 
 import os
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.mrc import write_reconstruction
 from ..nn import UNet
 from ..physics import apply_missing_wedge
 from ..physics.forward import random_redegrade, redegrade_all
 from ..training import checkpoint as _ckpt
 from ..training import trainer as _trainer
 from ..training.distributed import unwrap
-from .config import MethodConfig, coerce, make_config
+from .config import MethodConfig, config_field, make_config
+from .reconstruction import Reconstruction
+from .registry import available_methods, get_method, get_method_class, register_method
 
 __all__ = ["Method", "Reconstruction", "config_field", "get_method", "get_method_class", "register_method", "available_methods"]
-
-_REGISTRY: dict[str, type["Method"]] = {}
-
-
-def register_method(name: str) -> Callable[[type["Method"]], type["Method"]]:
-    """Class decorator that makes a method available to :func:`get_method` under ``name``."""
-
-    def deco(cls: type["Method"]) -> type["Method"]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def available_methods() -> list[str]:
-    """Names accepted by :func:`get_method`, e.g. ``["cryogen1", "cryogen2", ...]``."""
-    return sorted(_REGISTRY)
-
-
-def get_method_class(name: str) -> type["Method"]:
-    """The class registered under ``name`` (its ``Config`` lists the valid options).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not registered.
-    """
-    try:
-        return _REGISTRY[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; available: {available_methods()}") from None
-
-
-def get_method(name: str, **kwargs: Any) -> "Method":
-    """Build a method by name.
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`available_methods` (``"cryogen1"``, ``"cryogen2"``, ...).
-    **kwargs
-        Passed to the method's constructor: ``mask``, ``sigma`` (and
-        ``network``, ``spectrum`` where taken), ``config``, and the fields of
-        the method's configuration dataclass (``Method.Config``, e.g.
-        :class:`cryolearn.methods.CryoGEN2Config`).
-
-    Returns
-    -------
-    Method
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not registered, or a keyword is neither a constructor
-        argument nor a configuration field (the message names the valid
-        keys), or a value has the wrong type.
-    """
-    return get_method_class(name)(**kwargs)
-
-
-@dataclass
-class Reconstruction:
-    """What ``reconstruct`` returns.
-
-    Attributes
-    ----------
-    mean : torch.Tensor
-        ``(..., D, H, W)``: the restored volume (the point estimate for
-        CryoGEN-I/II, the posterior mean for the samplers).
-    samples : torch.Tensor or None
-        ``(S, ..., D, H, W)`` posterior samples (samplers only).
-    std : torch.Tensor or None
-        ``(..., D, H, W)`` voxel-wise posterior standard deviation (samplers only).
-    diagnostics : dict
-        Method-specific numbers (e.g. effective sample size, MAP objective).
-    """
-
-    mean: torch.Tensor
-    samples: torch.Tensor | None = None
-    std: torch.Tensor | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, folder: str | os.PathLike, voxel_size: float, prefix: str = "", n_samples: int = 0,
-             overwrite: bool = False) -> list[Path]:
-        """Write the mean, the std map and some samples as MRC files (ChimeraX, IMOD).
-
-        Parameters
-        ----------
-        folder : path
-            Output folder (created if missing).
-        voxel_size : float
-            Angstrom per voxel, written to the headers.
-        prefix : str
-            File-name prefix.
-        n_samples : int
-            How many posterior samples to write per observation (0: none).
-        overwrite : bool
-            Replace existing files; otherwise an existing file raises
-            ``FileExistsError`` before anything is written.
-
-        Returns
-        -------
-        list of pathlib.Path
-            ``{prefix}{i:04d}_mean.mrc``, ``_std.mrc``, ``_sample{s:03d}.mrc``
-            per observation ``i`` (no index for a single volume).
-
-        Raises
-        ------
-        FileExistsError
-            If a target exists and ``overwrite`` is False.
-        ValueError
-            If ``n_samples`` exceeds the samples held, or the volumes are not 3D.
-
-        Notes
-        -----
-        Each file is written atomically by :func:`cryolearn.data.write_mrc`.
-        """
-        return write_reconstruction(folder, self.mean, voxel_size, std=self.std, samples=self.samples, prefix=prefix,
-                                    n_samples=n_samples, overwrite=overwrite)
-
-
-class config_field:
-    """A method attribute that reads and writes a field of its configuration (``method.config``).
-
-    ``lam = config_field()`` in a method class makes ``method.lam`` the
-    configuration's ``lam``; ``loss_kind = config_field("loss")`` reads another
-    name. Assigning converts the value to the field's type and validates the
-    configuration, so what a checkpoint saves is what the method uses.
-    """
-
-    def __init__(self, field_name: str | None = None) -> None:
-        self.field_name = field_name
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.field_name = self.field_name or name
-
-    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
-        return self if obj is None else getattr(obj.config, self.field_name)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        tp = typing.get_type_hints(type(obj.config))[self.field_name]
-        setattr(obj.config, self.field_name, coerce(value, tp, self.field_name))
-        obj.config.validate()
 
 
 class Method:

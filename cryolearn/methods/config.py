@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["MethodConfig", "coerce", "config_from_dict", "make_config"]
+__all__ = ["MethodConfig", "coerce", "config_field", "config_from_dict", "make_config"]
 
 
 @dataclass
@@ -197,3 +197,27 @@ def make_config(cls: type[MethodConfig], config: MethodConfig | dict[str, Any] |
 def config_from_dict(cls: type[MethodConfig], data: dict[str, Any]) -> MethodConfig:
     """Rebuild a configuration saved as a dict by :meth:`MethodConfig.to_dict` (unknown keys raise ValueError)."""
     return make_config(cls, data)
+
+
+class config_field:
+    """A method attribute that reads and writes a field of its configuration (``method.config``).
+
+    ``lam = config_field()`` in a method class makes ``method.lam`` the
+    configuration's ``lam``; ``loss_kind = config_field("loss")`` reads another
+    name. Assigning converts the value to the field's type and validates the
+    configuration, so what a checkpoint saves is what the method uses.
+    """
+
+    def __init__(self, field_name: str | None = None) -> None:
+        self.field_name = field_name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field_name = self.field_name or name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.config, self.field_name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        tp = typing.get_type_hints(type(obj.config))[self.field_name]
+        setattr(obj.config, self.field_name, coerce(value, tp, self.field_name))
+        obj.config.validate()
