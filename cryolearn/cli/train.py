@@ -70,7 +70,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="model.pt",
                         help="checkpoint file; its configuration goes to the same name with .yaml (default: model.pt)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="method options, e.g. lam=0.5 base_channels=16")
+                        help="method options, checked against the method's typed configuration "
+                             "(an unknown key is refused with the valid ones), e.g. lam=0.5 base_channels=16")
     parser.add_argument("--seed", type=int, default=0, help="seeds the network and every random draw (default: 0)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available; under torchrun, one GPU per process)")
