@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from cryolearn import pick_device
+from cryolearn.cli._common import check_options, parse_set
 from cryolearn.methods.pretrained import ReferenceSetup, save_pretrained, train_reference
 
 
@@ -35,14 +36,9 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--n-train", type=int, default=ReferenceSetup.n_train)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra method arguments (numbers or true/false)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra method options, checked against the method's configuration (e.g. lam=0.5 potential=true)")
     args = parser.parse_args(argv)
-    extra = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        extra[key] = {"true": True, "false": False}.get(value.lower(), None)
-        if extra[key] is None:
-            extra[key] = float(value) if "." in value or "e" in value else int(value)
+    extra = check_options(args.method, parse_set(args.set))  # typed: checked against the method's configuration
     device = pick_device(args.device)
     setup = ReferenceSetup(n_train=args.n_train)
     folder = Path(__file__).resolve().parent / "models"

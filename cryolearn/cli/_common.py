@@ -113,6 +113,58 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+#: Constructor arguments and configuration fields that ``--set`` may not give, and where they come from instead.
+NOT_SETTABLE = {
+    "mask": "the tilt range (--tilt-range or --tlt)",
+    "sigma": "--sigma (or the estimate from the data)",
+    "network": "the method's configuration (e.g. base_channels)",
+    "spectrum": "the data (not settable from the command line)",
+    "config": "the individual options",
+    "batch_size": "--batch-size",
+    "seed": "--seed",
+}
+
+
+def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``--set`` options against the method's typed configuration and convert them to its field types.
+
+    Parameters
+    ----------
+    method : str
+        A method name (:func:`cryolearn.methods.available_methods`).
+    options : dict
+        From :func:`parse_set`.
+
+    Returns
+    -------
+    dict
+        The same keys, values of the fields' types (``lam=1`` becomes ``1.0``).
+
+    Raises
+    ------
+    ValueError
+        If the method is unknown, a key is reserved (the message says which
+        option or source sets it), not a configuration field (the message
+        names the valid keys), or a value has the wrong type or range.
+    """
+    from ..methods import get_method_class
+    from ..methods.config import make_config
+
+    cls = get_method_class(method)
+    taken = [k for k in options if k in NOT_SETTABLE]
+    if taken:
+        raise ValueError("; ".join(f"--set {k}: {k} comes from {NOT_SETTABLE[k]}" for k in taken))
+    valid = [k for k in cls.Config.field_names() if k not in NOT_SETTABLE]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise ValueError(f"invalid option for method {method!r}: {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
+    try:
+        config = make_config(cls.Config, **options)
+    except ValueError as err:
+        raise ValueError(f"invalid option for method {method!r}: {err}") from None
+    return {k: getattr(config, k) for k in options}
+
+
 def build_method(config: dict[str, Any], box: int):
     """Rebuild the method a ``model.yaml`` describes, for cubic boxes of ``box`` voxels.
 
@@ -131,7 +183,7 @@ def build_method(config: dict[str, Any], box: int):
         raise ValueError(f"the configuration lacks {err}") from None
     try:
         method = get_method(name, mask=missing_wedge_mask((box,) * 3, tuple(tilt)), sigma=sigma, **kwargs)
-    except TypeError as err:  # an unknown keyword from --set
+    except (TypeError, ValueError) as err:  # an unknown or ill-typed option
         raise ValueError(f"invalid option for method {name!r}: {err}") from None
     multiple = getattr(method.network, "required_multiple", 1)
     if box < multiple or box % multiple:

@@ -12,7 +12,18 @@ written every ``--checkpoint-every`` steps; rerunning the same command after an
 interruption resumes from it (more ``--steps`` continue a finished run,
 ``--force`` starts over). ``model.yaml`` beside it records the resolved
 configuration, which ``cryolearn reconstruct`` reads. Method options go
-through ``--set``, e.g. ``--set lam=0.5 base_channels=16``. On several GPUs::
+through ``--set``, e.g. ``--set lam=0.5 base_channels=16``: they are checked
+against the method's typed configuration (e.g.
+:class:`cryolearn.methods.CryoGEN2Config`) and converted to its field types;
+an unknown key is refused with the list of valid ones.
+
+A data set that fits in memory (up to :data:`STREAM_ABOVE_BYTES`) is read
+whole and trained from a tensor, which draws exactly the minibatches of
+:meth:`cryolearn.methods.Method.fit` on a tensor; a larger one (or any with
+``--stream``) is read lazily, one file per observation, through
+:class:`cryolearn.data.MRCDataset` and a DataLoader (a DistributedSampler
+under ``torchrun``). Either way every file is read and checked once before
+training (the pass that estimates sigma). On several GPUs::
 
     torchrun --nproc-per-node 4 -m cryolearn.cli train sim/obs --tilt-range -60 60 --out model.pt
 """
@@ -20,14 +31,28 @@ through ``--set``, e.g. ``--set lam=0.5 base_channels=16``. On several GPUs::
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_tilt_args, build_method, describe_device, mrc_files, parse_set, read_yaml, tilt_range, write_yaml
+from ._common import (
+    add_tilt_args,
+    build_method,
+    check_options,
+    describe_device,
+    mrc_files,
+    parse_set,
+    read_yaml,
+    tilt_range,
+    write_yaml,
+)
 
 #: Keys of model.yaml that must agree for a run to resume from a checkpoint.
 SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations")
+
+#: Data sets larger than this (float32 bytes) are streamed from their files instead of held in memory.
+STREAM_ABOVE_BYTES = 2 * 1024**3
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -45,21 +70,26 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="model.pt",
                         help="checkpoint file; its configuration goes to the same name with .yaml (default: model.pt)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="method options, e.g. lam=0.5 base_channels=16")
+                        help="method options, checked against the method's typed configuration "
+                             "(an unknown key is refused with the valid ones), e.g. lam=0.5 base_channels=16")
     parser.add_argument("--seed", type=int, default=0, help="seeds the network and every random draw (default: 0)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available; under torchrun, one GPU per process)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
     parser.add_argument("--force", action="store_true", help="start over even if --out exists")
+    parser.add_argument("--stream", action="store_true",
+                        help="read the subtomograms lazily during training, one file per observation "
+                             f"(default: only for data sets over {STREAM_ABOVE_BYTES / 1024**3:g} GiB)")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="DataLoader worker processes when streaming (default: 0, read in the training process)")
 
 
 def _checkpoint_step(path: Path) -> int:
     """The step a checkpoint written by :meth:`cryolearn.methods.Method.save` holds."""
-    import torch
+    from ..training import load_checkpoint
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        return int(state["step"])
+        return int(load_checkpoint(path)["step"])
     except Exception as err:  # torch.load raises many types on a foreign file
         raise ValueError(f"{str(path)!r} exists but is not a cryolearn checkpoint ({type(err).__name__}); "
                          "pass --force to replace it") from None
@@ -80,9 +110,9 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__, get_profile
-    from ..data import read_subtomograms
-    from ..distributed import barrier, cleanup, init_distributed, is_main_process
+    from ..data import MRCDataset, read_subtomograms
     from ..physics import estimate_sigma, missing_wedge_mask
+    from ..training import barrier, cleanup, init_distributed, is_main_process
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -94,18 +124,28 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps, --checkpoint-every and --batch-size must be positive, "
                          f"got {steps}, {args.checkpoint_every}, {args.batch_size}")
     tilt = tilt_range(args)
-    options = parse_set(args.set)
-    taken = sorted(set(options) & {"mask", "sigma", "network", "batch_size", "seed"})
-    if taken:
-        raise ValueError(f"--set {', '.join(taken)}: these come from the data or from their own options "
-                         "(--sigma, --batch-size, --seed)")
+    if args.num_workers < 0:
+        raise ValueError(f"--num-workers must be at least 0, got {args.num_workers}")
+    options = check_options(args.method, parse_set(args.set))
     files = mrc_files(args.inputs)
-    y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
-    if len(set(y.shape[1:])) != 1:
-        raise ValueError(f"the methods need cubic subtomograms, got boxes of {tuple(y.shape[1:])} voxels")
-    box = y.shape[-1]
+    lazy = MRCDataset(files)  # reads the first file only
+    stream = args.stream or len(lazy) * math.prod(lazy.shape) * 4 > STREAM_ABOVE_BYTES
+    if stream:
+        voxel_size, shape, y = lazy.voxel_size, (len(lazy), *lazy.shape), None
+    else:
+        y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
+        shape = tuple(y.shape)
+    if len(set(shape[1:])) != 1:
+        raise ValueError(f"the methods need cubic subtomograms, got boxes of {tuple(shape[1:])} voxels")
+    box = shape[-1]
+    mask = missing_wedge_mask((box,) * 3, tilt)
+    if stream:  # one pass over the files: checks each of them, and estimates sigma unless given
+        chunks = (torch.stack([lazy[i] for i in range(k, min(k + 64, len(lazy)))]) for k in range(0, len(lazy), 64))
+        estimates = torch.cat([estimate_sigma(c, mask) for c in chunks])
+    else:
+        estimates = estimate_sigma(y, mask) if args.sigma is None else None
     if args.sigma is None:
-        sigma = float(estimate_sigma(y, missing_wedge_mask((box,) * 3, tilt)).mean())
+        sigma = float(estimates.mean())
         sigma_source = "estimated from the data (cryolearn.physics.estimate_sigma)"
     else:
         sigma, sigma_source = float(args.sigma), "given (--sigma)"
@@ -118,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
         "sigma_source": sigma_source,
         "box": box,
         "voxel_size": voxel_size,
-        "n_observations": y.shape[0],
+        "n_observations": shape[0],
         "inputs": [str(f) for f in files],
         "steps": steps,
         "checkpoint_every": args.checkpoint_every,
@@ -126,6 +166,7 @@ def main(args: argparse.Namespace) -> int:
         "checkpoint": out.name,
     }
     method = build_method(record, box)
+    record.update(config=method.config.to_dict(), streamed=bool(stream))
 
     dist = init_distributed(args.device)
     try:
@@ -138,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
                     raise FileExistsError(f"{str(out)!r} already holds {resumed_from} training steps (asked for {steps}); "
                                           "pass --force to train again, or more --steps to continue")
             _check_same_run(record_path, record)
-        say(f"{args.method}: {y.shape[0]} subtomograms of {box}^3 voxels ({voxel_size:g} A), "
+        say(f"{args.method}: {shape[0]} subtomograms of {box}^3 voxels ({voxel_size:g} A), "
             f"tilt range {tilt[0]:g} to {tilt[1]:g} degrees, sigma {sigma:.4g} {sigma_source}, "
             f"on {describe_device(dist.device)} x {dist.world_size}")
         if resumed_from:
@@ -152,8 +193,8 @@ def main(args: argparse.Namespace) -> int:
             write_yaml(record_path, {**record, "status": "training"})
         barrier()
         method.to(dist.device)
-        method.fit(y.to(dist.device), steps, progress=is_main_process(), checkpoint=out,
-                   checkpoint_every=args.checkpoint_every)
+        method.fit(lazy if stream else y.to(dist.device), steps, progress=is_main_process(), checkpoint=out,
+                   checkpoint_every=args.checkpoint_every, num_workers=args.num_workers)
         if is_main_process():
             write_yaml(record_path, {**record, "status": "complete", "steps_done": method.step,
                                      "wall_time_s": round(time.perf_counter() - start, 3)})

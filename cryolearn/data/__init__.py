@@ -1,12 +1,15 @@
 """Data: MRC files, real-structure maps and simulated data sets (SPEC sections 1, 4 and 6).
 
 - :mod:`~cryolearn.data.mrc`: :func:`read_mrc`, :func:`write_mrc` (atomic),
-  :func:`normalize`, :func:`read_subtomograms`.
+  :func:`normalize`, :func:`read_subtomograms`, :func:`write_reconstruction`
+  (restored volumes, std maps and samples as MRC files).
 - :mod:`~cryolearn.data.structures`: :func:`density_from_model` (atomic model
   to map with gemmi), :func:`fourier_crop`, :func:`load_structure_maps` and
   :func:`verify_manifest` for the maps committed under ``data/``.
 - :mod:`~cryolearn.data.datasets`: :func:`simulate_subtomograms`,
-  :func:`split_by_structure`, :func:`random_blobs_2d`.
+  :func:`split_by_structure`, :func:`random_blobs_2d`, and the
+  :class:`torch.utils.data.Dataset` classes :class:`SubtomogramDataset` and
+  :class:`MRCDataset` (MRC files read lazily, one per item).
 - :mod:`~cryolearn.data.real`: :func:`load_microtubules`, a real tomogram
   crop of microtubules (BSD-3, cylindra).
 - :mod:`~cryolearn.data.tomograms`: :func:`simulate_tomogram` (a crowded
@@ -15,8 +18,8 @@
   (IMOD ``.tlt`` tilt angles, degrees).
 """
 
-from .datasets import SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
-from .mrc import normalize, read_mrc, read_subtomograms, write_mrc
+from .datasets import MRCDataset, SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
+from .mrc import normalize, read_mrc, read_subtomograms, write_mrc, write_reconstruction
 from .real import load_microtubules
 from .structures import (
     StructureMaps,
@@ -30,6 +33,7 @@ from .tilt import read_tlt, tilt_range_from_tlt, write_tlt
 from .tomograms import SimulatedTomogram, default_tilt_angles, extract_subtomograms, simulate_tomogram
 
 __all__ = [
+    "MRCDataset",
     "SimulatedTomogram",
     "StructureMaps",
     "SubtomogramDataset",
@@ -51,5 +55,6 @@ __all__ = [
     "tilt_range_from_tlt",
     "verify_manifest",
     "write_mrc",
+    "write_reconstruction",
     "write_tlt",
 ]

@@ -6,16 +6,23 @@ observed subtomograms ``y = M (R x) + M n``: each map is rotated at random
 mean and unit variance, then wedge-masked and noised by
 :func:`cryolearn.physics.simulate_observation`. The clean volumes are kept
 for scoring only. :func:`random_blobs_2d` makes the 2D toy of the method
-chapters.
+chapters. Both :class:`SubtomogramDataset` (in memory) and :class:`MRCDataset`
+(a folder of MRC files read one file per item) are
+:class:`torch.utils.data.Dataset` objects whose items are observations, so
+:meth:`cryolearn.methods.Method.fit` can stream them through a
+:class:`torch.utils.data.DataLoader`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from torch.utils.data import Dataset
 
 from ..physics import (
     check_tilt_range,
@@ -27,15 +34,19 @@ from ..physics import (
     rotate_volume,
     simulate_observation,
 )
-from .mrc import normalize
+from .mrc import normalize, read_mrc
 from .structures import StructureMaps, fourier_crop
 
-__all__ = ["SubtomogramDataset", "simulate_subtomograms", "split_by_structure", "random_blobs_2d"]
+__all__ = ["MRCDataset", "SubtomogramDataset", "simulate_subtomograms", "split_by_structure", "random_blobs_2d"]
 
 
 @dataclass
-class SubtomogramDataset:
+class SubtomogramDataset(Dataset):
     """Simulated subtomograms with their ground truth and provenance.
+
+    A :class:`torch.utils.data.Dataset` whose item ``i`` is the observation
+    ``observations[i]`` (never the ground truth), so that
+    :meth:`cryolearn.methods.Method.fit` can stream it.
 
     Attributes
     ----------
@@ -88,6 +99,10 @@ class SubtomogramDataset:
     def __len__(self) -> int:
         return self.observations.shape[0]
 
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """The observation ``index``, ``(D, H, W)`` (what training sees; never the ground truth)."""
+        return self.observations[index]
+
     @property
     def box(self) -> int:
         """Box edge in voxels."""
@@ -113,6 +128,72 @@ class SubtomogramDataset:
         """The samples selected by a bool mask or an index tensor ``(M,)``; other fields are shared."""
         per_sample = ("observations", "ground_truth", "labels", "rotations", "sigma")
         return replace(self, **{k: getattr(self, k)[index.to(self.labels.device)] for k in per_sample})
+
+
+class MRCDataset(Dataset):
+    """Subtomograms in MRC files, read lazily: one file per item, normalised as :func:`cryolearn.data.read_subtomograms` does.
+
+    Parameters
+    ----------
+    files : sequence of str or os.PathLike
+        MRC files, each one 3D volume of the same shape and voxel size.
+    normalise : bool
+        Normalise each volume to zero mean and unit standard deviation
+        (:func:`cryolearn.data.normalize`), as every loader of the package does.
+
+    Attributes
+    ----------
+    files : list of pathlib.Path
+    shape : tuple of int
+        ``(D, H, W)`` of every volume (read from the first file).
+    voxel_size : float
+        Angstrom per voxel (of the first file).
+
+    Raises
+    ------
+    ValueError
+        If ``files`` is empty or the first file fails the checks of
+        :func:`cryolearn.data.read_mrc`. Each other file is checked when it
+        is read: a different shape or voxel size, a constant volume or an
+        unreadable file raises ValueError naming the file.
+    FileNotFoundError
+        If a file does not exist.
+
+    Notes
+    -----
+    Only the file list and the first volume's header are held in memory, so a
+    data set larger than the memory of a GPU (or of the host) trains through
+    a :class:`torch.utils.data.DataLoader` (:meth:`cryolearn.methods.Method.fit`
+    builds one). Item ``i`` is a float32 ``(D, H, W)`` tensor on the CPU.
+    """
+
+    def __init__(self, files: Sequence[str | os.PathLike], normalise: bool = True) -> None:
+        self.files = [Path(f) for f in files]
+        if not self.files:
+            raise ValueError("no subtomogram files given")
+        missing = [str(f) for f in self.files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"MRC file(s) {missing[:3]} do not exist")
+        first, self.voxel_size = read_mrc(self.files[0])
+        self.shape = tuple(first.shape)
+        self.normalise = bool(normalise)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Read, check and normalise file ``index``: ``(D, H, W)`` float32 on the CPU."""
+        path = self.files[index]
+        vol, vs = read_mrc(path)
+        if tuple(vol.shape) != self.shape:
+            raise ValueError(f"MRC file {str(path)!r} has shape {tuple(vol.shape)}, but {str(self.files[0])!r} has {self.shape}")
+        if not math.isclose(vs, self.voxel_size, rel_tol=1e-3):
+            raise ValueError(f"MRC file {str(path)!r} has voxel size {vs} A, but {str(self.files[0])!r} has {self.voxel_size} A")
+        if not self.normalise:
+            return vol
+        if bool(vol.amax() == vol.amin()):
+            raise ValueError(f"MRC file {str(path)!r} is constant and cannot be normalised")
+        return normalize(vol)
 
 
 def simulate_subtomograms(

@@ -20,7 +20,7 @@ import mrcfile
 import numpy as np
 import torch
 
-__all__ = ["read_mrc", "write_mrc", "normalize", "read_subtomograms"]
+__all__ = ["read_mrc", "write_mrc", "write_reconstruction", "normalize", "read_subtomograms"]
 
 
 def _describe(path: str | os.PathLike) -> str:
@@ -278,3 +278,78 @@ def write_mrc(
             os.remove(tmp)
         raise
     return path
+
+
+def write_reconstruction(
+    folder: str | os.PathLike,
+    mean: torch.Tensor,
+    voxel_size: float,
+    std: torch.Tensor | None = None,
+    samples: torch.Tensor | None = None,
+    prefix: str = "",
+    n_samples: int = 0,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write restored volumes, their std maps and some posterior samples as MRC files (ChimeraX, IMOD).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Output folder (created if missing).
+    mean : torch.Tensor
+        ``(..., D, H, W)`` restored volumes, on any device.
+    voxel_size : float
+        Angstrom per voxel, written to the headers.
+    std : torch.Tensor, optional
+        ``(..., D, H, W)`` voxel-wise posterior standard deviations.
+    samples : torch.Tensor, optional
+        ``(S, ..., D, H, W)`` posterior samples.
+    prefix : str
+        File-name prefix.
+    n_samples : int
+        How many of the samples to write per volume (0: none).
+    overwrite : bool
+        Replace existing files; otherwise an existing file raises
+        ``FileExistsError`` before anything is written.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``{prefix}{i:04d}_mean.mrc``, ``_std.mrc``, ``_sample{s:03d}.mrc`` per
+        volume ``i`` (no index for a single volume ``(D, H, W)``).
+
+    Raises
+    ------
+    FileExistsError
+        If a target exists and ``overwrite`` is False.
+    ValueError
+        If ``n_samples`` exceeds the samples held, or the volumes are not 3D.
+
+    Notes
+    -----
+    Each file is written atomically by :func:`write_mrc`, with the voxel size
+    in its header (the MRC2014 format, Cheng et al. 2015, J. Struct. Biol. 192).
+    """
+    if mean.ndim < 3:
+        raise ValueError(f"MRC files hold 3D volumes; the mean has shape {tuple(mean.shape)}")
+    held = 0 if samples is None else samples.shape[0]
+    if n_samples > held:
+        raise ValueError(f"asked for {n_samples} samples but the reconstruction holds {held}")
+    single = mean.ndim == 3
+    means = mean.reshape(-1, *mean.shape[-3:])
+    stds = None if std is None else std.reshape(-1, *std.shape[-3:])
+    picked = None if not n_samples else samples[:n_samples].reshape(n_samples, -1, *mean.shape[-3:])
+    folder = Path(folder)
+    jobs = []
+    for i in range(means.shape[0]):
+        stem = prefix if single else f"{prefix}{i:04d}_"
+        jobs.append((folder / f"{stem}mean.mrc", means[i]))
+        if stds is not None:
+            jobs.append((folder / f"{stem}std.mrc", stds[i]))
+        for k in range(n_samples):
+            jobs.append((folder / f"{stem}sample{k:03d}.mrc", picked[k, i]))
+    existing = [str(p) for p, _ in jobs if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"refusing to overwrite {existing[:3]}{' ...' if len(existing) > 3 else ''} (pass overwrite=True)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_mrc(p, v.detach().cpu(), voxel_size, overwrite=overwrite) for p, v in jobs]

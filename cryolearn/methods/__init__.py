@@ -2,25 +2,53 @@
 
 ``get_method("cryogen2", mask=mask, sigma=sigma).fit(observations, n_steps)``
 then ``.reconstruct(y)``, which returns a :class:`Reconstruction`.
+
+- :mod:`~cryolearn.methods.base`: :class:`Method` (shared mathematics: data
+  fidelity, rotation proxy, prediction, checkpoint state).
+- :mod:`~cryolearn.methods.registry`: :func:`get_method`,
+  :func:`available_methods`, :func:`register_method`.
+- :mod:`~cryolearn.methods.reconstruction`: :class:`Reconstruction`.
+- :mod:`~cryolearn.methods.config`: :class:`MethodConfig`, the typed
+  configuration every method's ``Config`` dataclass extends, and
+  :class:`config_field`.
+- :mod:`~cryolearn.methods.cryogen1`, ``cryogen2``, ``cryowgen1``,
+  ``cryowgen2``: one method and its configuration each.
+- :mod:`~cryolearn.methods.sampler`: :class:`PosteriorMethod`, what the two
+  samplers share, and :class:`PosteriorSample`.
+- :mod:`~cryolearn.methods.posterior`: the Boltzmann posterior, its closed
+  form, :func:`estimate_beta`.
+- :mod:`~cryolearn.methods.pretrained`: the reference 3D set-up and the
+  committed weights.
+
+The training loop and checkpoint files are in :mod:`cryolearn.training`.
 """
 
-from .base import Method, Reconstruction, available_methods, get_method, register_method
-from .cryogen1 import CryoGEN1
-from .cryogen2 import CryoGEN2
-from .cryowgen1 import CryoWGEN1, PosteriorMethod
-from .cryowgen2 import CryoWGEN2
+from .base import Method, Reconstruction, available_methods, config_field, get_method, get_method_class, register_method
+from .config import MethodConfig
+from .cryogen1 import CryoGEN1, CryoGEN1Config
+from .cryogen2 import CryoGEN2, CryoGEN2Config
+from .cryowgen1 import CryoWGEN1, CryoWGEN1Config
+from .cryowgen2 import CryoWGEN2, CryoWGEN2Config
 from .posterior import BetaEstimate, BoltzmannPosterior, GaussianPosterior, estimate_beta, gaussian_posterior
 from .pretrained import ReferenceSetup, load_pretrained, train_reference
+from .sampler import PosteriorConfig, PosteriorMethod, PosteriorSample
 
 __all__ = [
     "BetaEstimate",
     "BoltzmannPosterior",
     "CryoGEN1",
+    "CryoGEN1Config",
     "CryoGEN2",
+    "CryoGEN2Config",
     "CryoWGEN1",
+    "CryoWGEN1Config",
     "CryoWGEN2",
+    "CryoWGEN2Config",
     "GaussianPosterior",
+    "MethodConfig",
+    "PosteriorConfig",
     "PosteriorMethod",
+    "PosteriorSample",
     "ReferenceSetup",
     "load_pretrained",
     "train_reference",
@@ -29,6 +57,8 @@ __all__ = [
     "Method",
     "Reconstruction",
     "available_methods",
+    "config_field",
     "get_method",
+    "get_method_class",
     "register_method",
 ]

@@ -3,156 +3,38 @@
 Every method owns a reconstructor ``G_theta : y -> x_hat`` (a U-Net with a
 residual connection, so that ``G(y) = y`` at initialisation, the
 no-restoration baseline), learns from observations alone through the
-rotation proxy ``M(R x) + M n`` (SPEC sections 1 and 2), and shares the
-training machinery here: seeded minibatch draws, a tqdm progress bar with the
-current losses, a history of losses, and checkpoints that resume exactly.
+rotation proxy ``M(R x) + M n`` (SPEC sections 1 and 2), and has a typed
+configuration (a :class:`cryolearn.methods.MethodConfig` dataclass, its
+class attribute ``Config``). What is not mathematics lives elsewhere: the
+training loop and DDP in :mod:`cryolearn.training.trainer` (which
+:meth:`Method.fit` calls), checkpoint files in
+:mod:`cryolearn.training.checkpoint`, the rotation proxy in
+:mod:`cryolearn.physics.forward`, MRC output in
+:func:`cryolearn.data.write_reconstruction` (through
+:meth:`Reconstruction.save`, in :mod:`~cryolearn.methods.reconstruction`),
+the registry by name in :mod:`~cryolearn.methods.registry`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
-from ..distributed import barrier, get_rank, get_world_size, unwrap, wrap
 from ..nn import UNet
-from ..physics import apply_missing_wedge, rotation_proxy
+from ..physics import apply_missing_wedge
+from ..physics.forward import random_redegrade, redegrade_all
+from ..training import checkpoint as _ckpt
+from ..training import trainer as _trainer
+from ..training.distributed import unwrap
+from .config import MethodConfig, config_field, make_config
+from .reconstruction import Reconstruction
+from .registry import available_methods, get_method, get_method_class, register_method
 
-__all__ = ["Method", "Reconstruction", "get_method", "register_method", "available_methods"]
-
-_REGISTRY: dict[str, type["Method"]] = {}
-
-
-def register_method(name: str) -> Callable[[type["Method"]], type["Method"]]:
-    """Class decorator that makes a method available to :func:`get_method` under ``name``."""
-
-    def deco(cls: type["Method"]) -> type["Method"]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def available_methods() -> list[str]:
-    """Names accepted by :func:`get_method`, e.g. ``["cryogen1", "cryogen2", ...]``."""
-    return sorted(_REGISTRY)
-
-
-def get_method(name: str, **kwargs: Any) -> "Method":
-    """Build a method by name.
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`available_methods` (``"cryogen1"``, ``"cryogen2"``, ...).
-    **kwargs
-        Passed to the method's constructor (``mask``, ``sigma``, ...).
-
-    Returns
-    -------
-    Method
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not registered.
-    """
-    try:
-        cls = _REGISTRY[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; available: {available_methods()}") from None
-    return cls(**kwargs)
-
-
-@dataclass
-class Reconstruction:
-    """What ``reconstruct`` returns.
-
-    Attributes
-    ----------
-    mean : torch.Tensor
-        ``(..., D, H, W)``: the restored volume (the point estimate for
-        CryoGEN-I/II, the posterior mean for the samplers).
-    samples : torch.Tensor or None
-        ``(S, ..., D, H, W)`` posterior samples (samplers only).
-    std : torch.Tensor or None
-        ``(..., D, H, W)`` voxel-wise posterior standard deviation (samplers only).
-    diagnostics : dict
-        Method-specific numbers (e.g. effective sample size, MAP objective).
-    """
-
-    mean: torch.Tensor
-    samples: torch.Tensor | None = None
-    std: torch.Tensor | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, folder: str | os.PathLike, voxel_size: float, prefix: str = "", n_samples: int = 0,
-             overwrite: bool = False) -> list[Path]:
-        """Write the mean, the std map and some samples as MRC files (ChimeraX, IMOD).
-
-        Parameters
-        ----------
-        folder : path
-            Output folder (created if missing).
-        voxel_size : float
-            Angstrom per voxel, written to the headers.
-        prefix : str
-            File-name prefix.
-        n_samples : int
-            How many posterior samples to write per observation (0: none).
-        overwrite : bool
-            Replace existing files; otherwise an existing file raises
-            ``FileExistsError`` before anything is written.
-
-        Returns
-        -------
-        list of pathlib.Path
-            ``{prefix}{i:04d}_mean.mrc``, ``_std.mrc``, ``_sample{s:03d}.mrc``
-            per observation ``i`` (no index for a single volume).
-
-        Raises
-        ------
-        FileExistsError
-            If a target exists and ``overwrite`` is False.
-        ValueError
-            If ``n_samples`` exceeds the samples held, or the volumes are not 3D.
-
-        Notes
-        -----
-        Each file is written atomically by :func:`cryolearn.data.write_mrc`.
-        """
-        from ..data import write_mrc
-
-        if self.mean.ndim < 3:
-            raise ValueError(f"MRC files hold 3D volumes; the mean has shape {tuple(self.mean.shape)}")
-        held = 0 if self.samples is None else self.samples.shape[0]
-        if n_samples > held:
-            raise ValueError(f"asked for {n_samples} samples but the reconstruction holds {held}")
-        single = self.mean.ndim == 3
-        means = self.mean.reshape(-1, *self.mean.shape[-3:])
-        stds = None if self.std is None else self.std.reshape(-1, *self.std.shape[-3:])
-        samples = None if not n_samples else self.samples[:n_samples].reshape(n_samples, -1, *self.mean.shape[-3:])
-        folder = Path(folder)
-        jobs = []
-        for i in range(means.shape[0]):
-            stem = prefix if single else f"{prefix}{i:04d}_"
-            jobs.append((folder / f"{stem}mean.mrc", means[i]))
-            if stds is not None:
-                jobs.append((folder / f"{stem}std.mrc", stds[i]))
-            for k in range(n_samples):
-                jobs.append((folder / f"{stem}sample{k:03d}.mrc", samples[k, i]))
-        existing = [str(p) for p, _ in jobs if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"refusing to overwrite {existing[:3]}{' ...' if len(existing) > 3 else ''} (pass overwrite=True)")
-        folder.mkdir(parents=True, exist_ok=True)
-        return [write_mrc(p, v.detach().cpu(), voxel_size, overwrite=overwrite) for p, v in jobs]
+__all__ = ["Method", "Reconstruction", "config_field", "get_method", "get_method_class", "register_method", "available_methods"]
 
 
 class Method:
@@ -171,40 +53,53 @@ class Method:
     network : torch.nn.Module, optional
         The reconstructor ``G``; default a :class:`cryolearn.nn.UNet` with
         ``base_channels`` channels, identity at initialisation.
-    base_channels : int
-        Width of the default U-Net.
-    batch_size : int
-        Observations per training step and process: under
-        DistributedDataParallel the global batch is ``world_size *
-        batch_size``.
-    lr : float
-        Adam learning rate of the reconstructor.
-    rotations : sequence of int, optional
-        Cube-group elements (:func:`cryolearn.physics.cube_rotations`) the
-        rotation proxy draws from; default all of them.
-    seed : int
-        Seeds the network initialisation and every random draw in training.
+    config : MethodConfig or dict, optional
+        The hyperparameters (an instance of the class's ``Config``, or a dict
+        of its fields); default ``Config()``.
+    **options
+        Configuration fields overriding ``config``'s (see
+        :class:`cryolearn.methods.MethodConfig`: ``base_channels``,
+        ``batch_size`` (per process: under DistributedDataParallel the global
+        batch is ``world_size * batch_size``), ``lr``, ``rotations``,
+        ``seed``; and each method's own).
+
+    Attributes
+    ----------
+    config : MethodConfig
+        The typed configuration, saved in every checkpoint. Hyperparameter
+        attributes (``method.lam``, ``method.batch_size``, ...) read and write it.
+
+    Raises
+    ------
+    ValueError
+        If the mask is not 2D or 3D, ``sigma`` is not positive, an option is
+        not a field of ``Config`` (the message names the valid keys), or a
+        value has the wrong type or range.
 
     Notes
     -----
-    Subclasses implement :meth:`training_step`. Training never uses ground
-    truth: :meth:`fit` takes observations only.
+    Subclasses set ``Config`` and implement :meth:`training_step`. Training
+    never uses ground truth: :meth:`fit` takes observations only.
     """
 
     name: ClassVar[str] = "method"
     samples_posterior: ClassVar[bool] = False
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    base_channels = config_field()
+    batch_size = config_field()
+    lr = config_field()
+    seed = config_field()
 
     def __init__(
         self,
         mask: torch.Tensor,
         sigma: float,
         network: nn.Module | None = None,
-        base_channels: int = 12,
-        batch_size: int = 16,
-        lr: float = 1e-3,
-        rotations: list[int] | None = None,
-        seed: int = 0,
+        config: MethodConfig | dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
+        self.config = make_config(self.Config, config, **options)
         if mask.ndim not in (2, 3):
             raise ValueError(f"mask must be a 2D or 3D half-grid mask, got shape {tuple(mask.shape)}")
         if not float(sigma) > 0:
@@ -212,21 +107,29 @@ class Method:
         self.mask = mask
         self.ndim = mask.ndim
         self.sigma = float(sigma)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        n_group = 24 if self.ndim == 3 else 4
-        self.rotations = torch.as_tensor(rotations if rotations is not None else range(n_group), dtype=torch.long)
-        if self.rotations.numel() == 0 or self.rotations.min() < 0 or self.rotations.max() >= n_group:
-            raise ValueError(f"rotations must be indices in [0, {n_group})")
+        self.rotations = self._rotation_indices()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.network = network if network is not None else UNet(ndim=self.ndim, base_channels=base_channels)
+            self.network = network if network is not None else UNet(ndim=self.ndim, base_channels=self.base_channels)
             self._build()
-        self.lr = float(lr)
         self.optimizers = self._make_optimizers()
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.generator: torch.Generator | None = None
+
+    def _rotation_indices(self) -> torch.Tensor:
+        """``(G,)`` int64 cube-group indices from ``config.rotations`` (all of the group when None)."""
+        n_group = 24 if self.ndim == 3 else 4
+        rot = self.config.rotations
+        rotations = torch.as_tensor(rot if rot is not None else range(n_group), dtype=torch.long)
+        if rotations.numel() == 0 or rotations.min() < 0 or rotations.max() >= n_group:
+            raise ValueError(f"rotations must be indices in [0, {n_group})")
+        return rotations
+
+    @property
+    def build_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`get_method` (with ``mask``) that rebuild this method: ``sigma`` and the configuration's fields."""
+        return {"sigma": self.sigma, **self.config.to_dict()}
 
     # ----- hooks for subclasses ------------------------------------------------
     def _build(self) -> None:
@@ -293,13 +196,8 @@ class Method:
         r = y - apply_missing_wedge(x, self.mask)
         return r.pow(2).flatten(-self.ndim).mean(-1) / (2 * self.sigma**2)
 
-    def random_rotations(self, n: int) -> torch.Tensor:
-        """``(n,)`` cube-group indices drawn from :attr:`rotations` with the training generator."""
-        pick = torch.randint(0, self.rotations.numel(), (n,), generator=self.generator, device=self.generator.device)
-        return self.rotations.to(pick.device)[pick].to(self.device)
-
     def redegrade(self, x: torch.Tensor, noise: bool = True) -> torch.Tensor:
-        """The rotation proxy ``M(R x) + M n`` with a random ``R`` per volume (SPEC section 1).
+        """The rotation proxy ``M(R x) + M n`` with a random ``R`` per volume, drawn with the training generator.
 
         Parameters
         ----------
@@ -312,13 +210,13 @@ class Method:
         -------
         torch.Tensor
             ``(B, D, H, W)``, differentiable in ``x``.
+
+        Notes
+        -----
+        :func:`cryolearn.physics.random_redegrade` with this method's mask,
+        rotations, sigma and generator.
         """
-        idx = self.random_rotations(x.shape[0])
-        out = rotation_proxy(x, self.mask, idx)
-        if noise:
-            n = torch.randn(x.shape, generator=self.generator, device=self.generator.device, dtype=x.dtype).to(x.device)
-            out = out + apply_missing_wedge(n * self.sigma, self.mask)
-        return out
+        return random_redegrade(x, self.mask, self.rotations, self.sigma if noise else None, self.generator)
 
     def redegrade_all(self, x: torch.Tensor) -> torch.Tensor:
         """``M(R x)`` for every rotation in :attr:`rotations`, without noise.
@@ -331,11 +229,10 @@ class Method:
         Returns
         -------
         torch.Tensor
-            ``(G, ..., D, H, W)``, ``G`` the number of rotations; differentiable in ``x``.
+            ``(G, ..., D, H, W)``, ``G`` the number of rotations; differentiable
+            in ``x`` (:func:`cryolearn.physics.redegrade_all`).
         """
-        rots = self.rotations.to(x.device)
-        xr = x.unsqueeze(0).expand(rots.numel(), *x.shape)
-        return rotation_proxy(xr, self.mask, rots.view(-1, *[1] * (x.ndim - self.ndim)))
+        return redegrade_all(x, self.mask, self.rotations)
 
     def _check_observations(self, y: torch.Tensor) -> torch.Tensor:
         half = tuple(y.shape[-self.ndim : -1]) + (y.shape[-1] // 2 + 1,) if y.ndim >= self.ndim else None
@@ -348,20 +245,23 @@ class Method:
     # ----- training ------------------------------------------------------------
     def fit(
         self,
-        observations: torch.Tensor,
+        observations: torch.Tensor | Dataset,
         n_steps: int,
         progress: bool = True,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
         callback: Callable[["Method", dict[str, float]], None] | None = None,
+        num_workers: int = 0,
     ) -> "Method":
         """Train on observations only (no ground truth), up to ``n_steps`` steps in total.
 
         Parameters
         ----------
-        observations : torch.Tensor
+        observations : torch.Tensor or torch.utils.data.Dataset
             ``(N, D, H, W)`` observed subtomograms (``(N, D, W)`` images in
-            2D), on the method's device.
+            2D); or a data set of ``(D, H, W)`` observations
+            (e.g. :class:`cryolearn.data.MRCDataset`, read lazily), streamed
+            through a DataLoader batch by batch.
         n_steps : int
             Total number of steps: a method restored from a checkpoint at step
             ``s`` trains ``n_steps - s`` more.
@@ -374,6 +274,8 @@ class Method:
         checkpoint_every : int
         callback : callable, optional
             Called as ``callback(method, losses)`` after each step.
+        num_workers : int
+            DataLoader worker processes (data sets only).
 
         Returns
         -------
@@ -387,61 +289,13 @@ class Method:
 
         Notes
         -----
-        Under ``torchrun`` (a process group of ``world_size > 1`` set up by
-        :func:`cryolearn.distributed.init_distributed`), every process calls
-        :meth:`fit` with the same observations; each trainable module is
-        trained through a DistributedDataParallel wrapper
-        (:func:`cryolearn.distributed.wrap`), so the parameters start as
-        rank 0's and every optimiser step uses the gradient averaged over
-        processes. Rank ``r`` draws its own minibatches, rotations and noise
-        with a generator seeded ``seed + 1 + r`` (rank 0 draws exactly as a
-        single process would): the global batch is ``world_size *
-        batch_size``. :attr:`history` holds each rank's own losses and
-        ``callback`` runs on every rank. Only rank 0 shows the bar and
-        writes checkpoints, and all ranks wait for the write. A resumed run
-        restores rank 0's generator; the other ranks reseed theirs with
-        ``seed + 1 + r + world_size * step`` whenever :meth:`fit` starts (so a
-        generator made earlier, e.g. by ``reconstruct``, is not shared). Outside :meth:`fit` the
-        modules are the unwrapped ones, and the checkpoint format is the
-        same as on one process.
+        :func:`cryolearn.training.fit` runs the loop; its notes say how
+        minibatches are drawn from a tensor and from a data set, and how
+        training runs under ``torchrun`` (DistributedDataParallel, a
+        DistributedSampler for data sets, checkpoints written by rank 0).
         """
-        y_all = self._check_observations(observations).to(self.device)
-        n = y_all.shape[0]
-        rank, world = get_rank(), get_world_size()
-        if self.generator is None:
-            self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1 + rank)
-        if checkpoint is not None and Path(checkpoint).exists():
-            self.load(checkpoint)
-        if rank > 0:  # a checkpoint, or an earlier reconstruct, left rank 0's draws here: draw other minibatches
-            self.generator.manual_seed(self.seed + 1 + rank + world * self.step)
-        bs = min(self.batch_size, n)
-        raw = self._modules()
-        for name, m in raw.items():  # DDP wrappers while training (the modules themselves on one process)
-            setattr(self, name, wrap(m))
-        try:
-            bar = tqdm(range(self.step, n_steps), disable=not progress or rank != 0, desc=self.name, leave=False)
-            for _ in bar:
-                i = torch.randperm(n, generator=self.generator, device=self.generator.device)[:bs]
-                j = torch.randperm(n, generator=self.generator, device=self.generator.device)[:bs]
-                for m in self._modules().values():
-                    m.train()
-                losses = self.training_step(y_all[i], y_all[j])
-                self.step += 1
-                self.history.append({"step": self.step, **losses})
-                if progress and rank == 0:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
-                if callback is not None:
-                    callback(self, losses)
-                if checkpoint is not None and (self.step % checkpoint_every == 0 or self.step == n_steps):
-                    if rank == 0:
-                        self.save(checkpoint)
-                    barrier()
-        finally:
-            for name, m in raw.items():
-                setattr(self, name, m)
-        for m in raw.values():
-            m.eval()
-        return self
+        return _trainer.fit(self, observations, n_steps, progress=progress, checkpoint=checkpoint,
+                            checkpoint_every=checkpoint_every, callback=callback, num_workers=num_workers)
 
     # ----- inference -----------------------------------------------------------
     @torch.no_grad()
@@ -470,30 +324,69 @@ class Method:
         """
         return Reconstruction(mean=self.predict(y, batch_size))
 
-    # ----- checkpoints ---------------------------------------------------------
+    # ----- checkpoints -----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: networks, optimisers, step, history, RNG state."""
+        """Everything needed to rebuild and resume, as plain data (loadable with ``weights_only=True``).
+
+        Returns
+        -------
+        dict
+            ``method`` (name), ``config`` (the configuration as a dict),
+            ``sigma``, ``mask``, ``spectrum`` (or None), ``step``, ``history``,
+            ``modules`` and ``optimizers`` (state dicts), ``generator`` (the
+            training generator's state, a CPU uint8 tensor, or None) and
+            ``generator_device``.
+        """
+        spectrum = getattr(self, "spectrum", None)
         return {
             "method": self.name,
+            "config": self.config.to_dict(),
+            "sigma": self.sigma,
+            "mask": self.mask.detach().cpu(),
+            "spectrum": None if spectrum is None else spectrum.detach().cpu(),
             "step": self.step,
             "history": self.history,
             "modules": {k: unwrap(m).state_dict() for k, m in self._modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "generator": None if self.generator is None else self.generator.get_state(),
+            "generator": None if self.generator is None else self.generator.get_state().cpu(),
+            "generator_device": None if self.generator is None else str(self.generator.device),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved.
+        """Restore what :meth:`state_dict` saved: configuration, networks, optimisers, step, history, generator.
 
         Raises
         ------
         ValueError
-            If the state was saved by another method.
+            If the state was saved by another method, its configuration is
+            not valid for this one, or its networks do not fit this method's
+            (the message names the configuration keys that differ).
+
+        Notes
+        -----
+        The saved configuration replaces :attr:`config` (e.g. a ``beta``
+        set after construction comes back). A generator state saved on
+        another kind of device (CPU and CUDA generators have different
+        states) cannot be restored: the generator is then reseeded with
+        ``seed + 1 + step``, as :meth:`to` does.
         """
         if state.get("method") != self.name:
             raise ValueError(f"checkpoint holds method {state.get('method')!r}, not {self.name!r}")
-        for k, m in self._modules().items():
-            unwrap(m).load_state_dict(state["modules"][k])
+        before = (self.config, self.rotations)
+        if state.get("config") is not None:
+            saved = make_config(self.Config, state["config"])
+            differ = [k for k in saved.field_names() if getattr(saved, k) != getattr(self.config, k)]
+            self.config = saved
+            self.rotations = self._rotation_indices().to(self.rotations.device)
+        else:
+            differ = []
+        try:
+            for k, m in self._modules().items():
+                unwrap(m).load_state_dict(state["modules"][k])
+        except (RuntimeError, KeyError) as err:
+            self.config, self.rotations = before
+            raise ValueError(f"the checkpoint's networks do not fit this {self.name} (configuration keys that differ: "
+                             f"{differ or 'none'}); rebuild it with Method.from_checkpoint: {err}") from None
         for k, o in self.optimizers.items():
             if k in state.get("optimizers", {}):
                 o.load_state_dict(state["optimizers"][k])
@@ -501,23 +394,67 @@ class Method:
         self.history = list(state["history"])
         if state.get("generator") is not None:
             self.generator = torch.Generator(device=self.device)
-            self.generator.set_state(state["generator"])
+            saved_type = torch.device(state.get("generator_device") or "cpu").type
+            try:
+                if saved_type != self.device.type:
+                    raise RuntimeError(f"a {saved_type} generator state")
+                self.generator.set_state(state["generator"].cpu())
+            except RuntimeError:  # another kind of device (or an older checkpoint that did not say which)
+                self.generator.manual_seed(self.seed + 1 + self.step)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        """Write a checkpoint atomically (:func:`cryolearn.training.save_checkpoint`)."""
+        _ckpt.save_checkpoint(self.state_dict(), path)
 
-    def load(self, path: str | os.PathLike) -> "Method":
-        """Load a checkpoint written by :meth:`save` onto this method's device."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.load_state_dict(state)
+    def load(self, path: str | os.PathLike, map_location: str | torch.device | None = None) -> "Method":
+        """Load a checkpoint written by :meth:`save` (``weights_only=True``; RNG states read on the CPU).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        map_location : str or torch.device, optional
+            Where the saved tensors are read to before they are copied into
+            this method's networks; default this method's device.
+
+        Returns
+        -------
+        Method
+            ``self``.
+        """
+        self.load_state_dict(_ckpt.load_checkpoint(path, map_location=map_location or self.device))
         return self
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, map_location: str | torch.device | None = None) -> "Method":
+        """Rebuild a method from a checkpoint alone (its name, configuration, mask and sigma are saved in it).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Written by :meth:`save`.
+        map_location : str or torch.device, optional
+            Device of the rebuilt method; default the CPU.
+
+        Returns
+        -------
+        Method
+            Of the saved class (called on :class:`Method`) on ``map_location``,
+            with the saved networks, optimisers, step, history and generator.
+
+        Raises
+        ------
+        ValueError
+            If the checkpoint lacks the configuration (written before typed
+            configurations), or holds another method than ``cls``.
+        """
+        state = _ckpt.load_checkpoint(path, map_location=None)
+        if state.get("config") is None or state.get("mask") is None:
+            raise ValueError(f"{os.fspath(path)!r} does not hold a configuration and a mask; load it into a method built by get_method")
+        kwargs = {"spectrum": state["spectrum"]} if state.get("spectrum") is not None else {}
+        method = get_method(state["method"], mask=state["mask"], sigma=state["sigma"], config=state["config"], **kwargs)
+        if not isinstance(method, cls):
+            raise ValueError(f"{os.fspath(path)!r} holds a {type(method).__name__}, not a {cls.__name__}")
+        if map_location is not None:
+            method.to(map_location)
+        method.load_state_dict(state)
+        return method

@@ -16,15 +16,60 @@ targets).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from ..nn import Critic
 from ..sampling import langevin
-from .base import Method, Reconstruction, register_method
+from .base import Method, Reconstruction, config_field, register_method
+from .config import MethodConfig
 
-__all__ = ["CryoGEN1"]
+__all__ = ["CryoGEN1", "CryoGEN1Config"]
+
+
+@dataclass
+class CryoGEN1Config(MethodConfig):
+    """Configuration of :class:`CryoGEN1` (the fields of :class:`cryolearn.methods.MethodConfig` too).
+
+    Attributes
+    ----------
+    lam : float
+        Weight ``lambda`` of the energy in the MAP objective (the fidelity is
+        per voxel, the energy per volume).
+    n_critic : int
+        D-updates per step.
+    loss : {"bce", "wgan-gp"}
+        Critic loss: binary cross-entropy (non-saturating GAN), or
+        Wasserstein GAN with gradient penalty (weight ``gp_weight``).
+    gp_weight : float
+        Weight of the gradient penalty (``loss="wgan-gp"``).
+    lr_critic : float
+        Adam learning rate of the critic.
+    e_steps : int
+        Langevin steps of the E-step (0 skips it).
+    e_step_size : float
+        E-step step size in units of ``sigma^2``.
+    e_temperature : float
+        Temperature of the E-step chains.
+    mu : float
+        Weight of the regression of ``G(y)`` onto the E-step candidates.
+    critic_channels : int
+        Width of the critic.
+    """
+
+    lam: float = 0.1
+    n_critic: int = 1
+    loss: Literal["bce", "wgan-gp"] = "bce"
+    gp_weight: float = 10.0
+    lr_critic: float = 1e-3
+    e_steps: int = 5
+    e_step_size: float = 0.1
+    e_temperature: float = 0.1
+    mu: float = 1.0
+    critic_channels: int = 8
 
 
 @register_method("cryogen1")
@@ -33,8 +78,10 @@ class CryoGEN1(Method):
 
     Parameters
     ----------
-    mask, sigma, network, base_channels, batch_size, lr, rotations, seed
+    mask, sigma, network, config
         As :class:`cryolearn.methods.Method`.
+    **options
+        Fields of :class:`CryoGEN1Config`:
     lam : float
         Weight ``lambda`` of the energy in the MAP objective (the fidelity is
         per voxel, the energy per volume).
@@ -64,27 +111,17 @@ class CryoGEN1(Method):
     shows both on a toy.
     """
 
-    def __init__(
-        self,
-        *args,
-        lam: float = 0.1,
-        n_critic: int = 1,
-        loss: str = "bce",
-        gp_weight: float = 10.0,
-        lr_critic: float = 1e-3,
-        e_steps: int = 5,
-        e_step_size: float = 0.1,
-        e_temperature: float = 0.1,
-        mu: float = 1.0,
-        critic_channels: int = 8,
-        **kwargs,
-    ):
-        if loss not in ("bce", "wgan-gp"):
-            raise ValueError(f"loss must be 'bce' or 'wgan-gp', got {loss!r}")
-        self.lam, self.n_critic, self.loss_kind, self.gp_weight = float(lam), int(n_critic), loss, float(gp_weight)
-        self.lr_critic, self.e_steps, self.e_step_size = float(lr_critic), int(e_steps), float(e_step_size)
-        self.e_temperature, self.mu, self.critic_channels = float(e_temperature), float(mu), int(critic_channels)
-        super().__init__(*args, **kwargs)
+    Config = CryoGEN1Config
+    lam = config_field()
+    n_critic = config_field()
+    loss_kind = config_field("loss")
+    gp_weight = config_field()
+    lr_critic = config_field()
+    e_steps = config_field()
+    e_step_size = config_field()
+    e_temperature = config_field()
+    mu = config_field()
+    critic_channels = config_field()
 
     def _build(self) -> None:
         self.critic = Critic(ndim=self.ndim, base_channels=self.critic_channels)

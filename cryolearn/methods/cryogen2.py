@@ -15,14 +15,40 @@ transport cost of the optimal plan, differentiated with the plan held fixed
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from ..nn import PotentialNet
 from ..ot import minibatch_ot_loss, minibatch_ot_plan
-from .base import Method, register_method
+from .base import Method, config_field, register_method
+from .config import MethodConfig
 
-__all__ = ["CryoGEN2"]
+__all__ = ["CryoGEN2", "CryoGEN2Config"]
+
+
+@dataclass
+class CryoGEN2Config(MethodConfig):
+    """Configuration of :class:`CryoGEN2` (the fields of :class:`cryolearn.methods.MethodConfig` too).
+
+    Attributes
+    ----------
+    lam : float
+        Weight ``lambda`` of the transport term.
+    ot_method : {"emd", "sinkhorn"}
+        Exact minibatch plan, or log-domain Sinkhorn.
+    reg : float
+        Entropic regularisation for ``ot_method="sinkhorn"``, relative to the
+        standard deviation of the minibatch costs.
+    potential : bool
+        Also fit a potential network to the minibatch dual potentials.
+    """
+
+    lam: float = 1.0
+    ot_method: Literal["emd", "sinkhorn"] = "emd"
+    reg: float = 0.01
+    potential: bool = False
 
 
 @register_method("cryogen2")
@@ -31,8 +57,10 @@ class CryoGEN2(Method):
 
     Parameters
     ----------
-    mask, sigma, network, base_channels, batch_size, lr, rotations, seed
+    mask, sigma, network, config
         As :class:`cryolearn.methods.Method`.
+    **options
+        Fields of :class:`CryoGEN2Config`:
     lam : float
         Weight ``lambda`` of the transport term. Both terms are per voxel
         and in units of the noise variance: the transport cost is divided by
@@ -57,14 +85,11 @@ class CryoGEN2(Method):
     document 000 (CryoGEN-II); book chapter "CryoGEN-II".
     """
 
-    def __init__(self, *args, lam: float = 1.0, ot_method: str = "emd", reg: float = 0.01, potential: bool = False, **kwargs):
-        if ot_method not in ("emd", "sinkhorn"):
-            raise ValueError(f"ot_method must be 'emd' or 'sinkhorn', got {ot_method!r}")
-        self.lam = float(lam)
-        self.ot_method = ot_method
-        self.reg = float(reg)
-        self.use_potential = bool(potential)
-        super().__init__(*args, **kwargs)
+    Config = CryoGEN2Config
+    lam = config_field()
+    ot_method = config_field()
+    reg = config_field()
+    use_potential = config_field("potential")
 
     def _build(self) -> None:
         self.potential = PotentialNet(ndim=self.ndim) if self.use_potential else None

@@ -9,13 +9,44 @@ view), together with the CryoGEN-II objective.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..sampling import langevin, pool_chains
-from .base import register_method
-from .cryowgen1 import PosteriorMethod
+from .base import config_field, register_method
+from .sampler import PosteriorConfig, PosteriorMethod, PosteriorSample
 
-__all__ = ["CryoWGEN2"]
+__all__ = ["CryoWGEN2", "CryoWGEN2Config"]
+
+
+@dataclass
+class CryoWGEN2Config(PosteriorConfig):
+    """Configuration of :class:`CryoWGEN2` (the fields of :class:`cryolearn.methods.PosteriorConfig` too).
+
+    Attributes
+    ----------
+    n_chains : int
+        Chains ``K`` per observation.
+    step_size : float
+        Langevin step in units of the smallest posterior variance of a Fourier coefficient.
+    n_steps, burn_in, thin : int
+        Chain length, discarded steps, and the stride between kept states at reconstruction.
+    n_train_steps : int
+        Chain length in the amortised training step.
+    """
+
+    n_chains: int = 8
+    step_size: float = 0.1
+    n_steps: int = 300
+    burn_in: int = 200
+    thin: int = 10
+    n_train_steps: int = 10
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.burn_in < self.n_steps:
+            raise ValueError(f"burn_in must lie in [0, n_steps), got {self.burn_in} with n_steps={self.n_steps}")
 
 
 @register_method("cryowgen2")
@@ -39,7 +70,7 @@ class CryoWGEN2(PosteriorMethod):
         Chain length in the amortised training step (short chains from ``G(y)``).
     **kwargs
         ``gamma``, ``beta``, ``nu``, ``use_witness`` as
-        :class:`cryolearn.methods.cryowgen1.PosteriorMethod`; the rest as
+        :class:`cryolearn.methods.PosteriorMethod`; the rest as
         :class:`cryolearn.methods.CryoGEN2`.
 
     Notes
@@ -54,31 +85,19 @@ class CryoWGEN2(PosteriorMethod):
 
     samples_posterior = True
 
-    def __init__(
-        self,
-        *args,
-        n_chains: int = 8,
-        step_size: float = 0.1,
-        n_steps: int = 300,
-        burn_in: int = 200,
-        thin: int = 10,
-        n_train_steps: int = 10,
-        **kwargs,
-    ):
-        self.n_chains, self.step_size = int(n_chains), float(step_size)
-        self.n_steps, self.burn_in, self.thin, self.n_train_steps = int(n_steps), int(burn_in), int(thin), int(n_train_steps)
-        if not 0 <= self.burn_in < self.n_steps:
-            raise ValueError(f"burn_in must lie in [0, n_steps), got {burn_in} with n_steps={n_steps}")
+    Config = CryoWGEN2Config
+    n_chains = config_field()
+    step_size = config_field()
+    n_steps = config_field()
+    burn_in = config_field()
+    thin = config_field()
+    n_train_steps = config_field()
+    n_samples = config_field("n_chains")
+    n_train_samples = config_field("n_chains")
+
+    def __init__(self, *args, **kwargs):
         self.last_trace: torch.Tensor | None = None
         super().__init__(*args, **kwargs)
-
-    @property
-    def n_samples(self) -> int:
-        return self.n_chains
-
-    @property
-    def n_train_samples(self) -> int:
-        return self.n_chains
 
     @property
     def eta(self) -> float:
@@ -109,4 +128,4 @@ class CryoWGEN2(PosteriorMethod):
         self.last_trace = res.potential_trace
         mean, var = pool_chains(res.mean, res.var, dim=0)  # (B, ...)
         samples = res.samples.flatten(0, 1) if res.samples is not None else res.final
-        return mean, var, samples, {"potential": res.potential_trace[-1].mean(0)}
+        return PosteriorSample(mean, var, samples, {"potential": res.potential_trace[-1].mean(0)})

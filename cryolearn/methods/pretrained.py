@@ -115,9 +115,7 @@ def _build(name: str, setup: ReferenceSetup, train: SubtomogramDataset, **kwargs
     kw = dict(sigma=float(train.sigma.mean()), rotations=quarter_turns_xz(), seed=setup.seed)
     kw.update(setup.method_kwargs)
     kw.update(kwargs)
-    method = get_method(name, mask=train.mask, **kw)
-    method.config = kw  # what load_pretrained needs to rebuild it
-    return method
+    return get_method(name, mask=train.mask, **kw)
 
 
 def train_reference(
@@ -171,8 +169,9 @@ def save_pretrained(method: Method, setup: ReferenceSetup, provenance: dict[str,
     Parameters
     ----------
     method : Method
-        Trained method, built by :func:`train_reference` (its ``config`` holds
-        the arguments it was built with).
+        Trained method, built by :func:`train_reference`; its
+        :attr:`~cryolearn.methods.Method.build_kwargs` (``sigma`` and the
+        configuration) are saved to rebuild it.
     setup : ReferenceSetup
     provenance : dict
         Command, commit, device, wall time, final metrics.
@@ -189,7 +188,7 @@ def save_pretrained(method: Method, setup: ReferenceSetup, provenance: dict[str,
     state = {
         "method": method.name,
         "setup": asdict(setup),
-        "config": method.config,
+        "config": method.build_kwargs,
         "modules": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in method._modules().items()},
         "step": method.step,
         "history": method.history,
@@ -234,11 +233,10 @@ def load_pretrained(name: str, device: torch.device | str | None = None, root: s
     path = folder / f"{name}_3d.pt"
     if not path.exists():
         raise FileNotFoundError(f"no committed 3D weights for {name!r} at {path}; train them with data/train_models.py")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     setup = ReferenceSetup(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["setup"].items()})
     mask = missing_wedge_mask((setup.box,) * 3, setup.tilt_range)
     method = get_method(state["method"], mask=mask, **state["config"])
-    method.config = state["config"]
     for k, m in method._modules().items():
         m.load_state_dict(state["modules"][k])
         m.eval()

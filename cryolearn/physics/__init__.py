@@ -1,6 +1,6 @@
 """Imaging physics: the missing wedge, rotations, the forward model and tilt series (SPEC section 1)."""
 
-from .forward import add_noise, estimate_sigma, noise_sigma, rotation_proxy, simulate_observation
+from .forward import add_noise, estimate_sigma, noise_sigma, random_redegrade, redegrade_all, rotation_proxy, simulate_observation
 from .missing_wedge import (
     apply_missing_wedge,
     check_tilt_range,
@@ -49,7 +49,9 @@ __all__ = [
     "quaternion_to_matrix",
     "ramp_filter",
     "random_cube_indices",
+    "random_redegrade",
     "random_so3",
+    "redegrade_all",
     "rotate_cube",
     "rotate_volume",
     "rotation_proxy",

@@ -15,7 +15,7 @@ import torch
 from .missing_wedge import apply_missing_wedge, fourier_grid
 from .rotations import rotate_cube
 
-__all__ = ["noise_sigma", "estimate_sigma", "add_noise", "simulate_observation", "rotation_proxy"]
+__all__ = ["noise_sigma", "estimate_sigma", "add_noise", "simulate_observation", "rotation_proxy", "random_redegrade", "redegrade_all"]
 
 
 def noise_sigma(x: torch.Tensor, snr: float, ndim: int = 3) -> torch.Tensor:
@@ -233,3 +233,77 @@ def rotation_proxy(
     if sigma is not None:
         out = add_noise(out, sigma, mask=mask, generator=generator)
     return out
+
+
+def random_redegrade(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    rotations: torch.Tensor,
+    sigma: float | None,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The rotation proxy ``M(R x) + M n`` with ``R`` drawn per volume from a set of cube rotations.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(B, D, H, W)`` candidate clean volumes (``(B, D, W)`` with a 2D mask).
+    mask : torch.Tensor
+        Half-grid measured-region mask, ``(D, H, W//2+1)`` or ``(D, W//2+1)``.
+    rotations : torch.Tensor
+        ``(G,)`` int64 cube-group indices (:func:`cryolearn.physics.cube_rotations`)
+        to draw ``R`` from, uniformly.
+    sigma : float, optional
+        Standard deviation of the masked noise per voxel, in the unit of
+        ``x``; ``None`` adds no noise.
+    generator : torch.Generator
+        Draws the rotations (``B`` integers), then the noise (``x.shape``
+        normals), on the generator's device; the results are moved to
+        ``x``'s device.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, D, H, W)``, differentiable in ``x``, on ``x``'s device and dtype.
+
+    Notes
+    -----
+    Source: book chapters "Generative priors for inverse problems" (section
+    4, the rotation proxy) and "CryoGEN-II".
+    The order of the draws (rotations first, then noise) is part of the
+    contract: the methods' training is reproducible from their seed.
+    """
+    pick = torch.randint(0, rotations.numel(), (x.shape[0],), generator=generator, device=generator.device)
+    idx = rotations.to(pick.device)[pick].to(x.device)
+    out = rotation_proxy(x, mask, idx)
+    if sigma is not None:
+        n = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+        out = out + apply_missing_wedge(n * sigma, mask)
+    return out
+
+
+def redegrade_all(x: torch.Tensor, mask: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """``M(R x)`` for every rotation ``R`` of a set, without noise.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., D, H, W)`` candidate clean volumes (``(..., D, W)`` with a 2D mask).
+    mask : torch.Tensor
+        Half-grid measured-region mask.
+    rotations : torch.Tensor
+        ``(G,)`` int64 cube-group indices.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(G, ..., D, H, W)``, differentiable in ``x``.
+
+    Notes
+    -----
+    Source: book chapters "CryoGEN-I" (the rotation-averaged energy) and
+    "CryoWGEN-I" (the witness).
+    """
+    rots = rotations.to(x.device)
+    xr = x.unsqueeze(0).expand(rots.numel(), *x.shape)
+    return rotation_proxy(xr, mask, rots.view(-1, *[1] * (x.ndim - mask.ndim)))

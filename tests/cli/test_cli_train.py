@@ -135,3 +135,30 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(sim, tmp_path, run,
         assert torch.equal(a["modules"]["network"][name], weights), name
     rec = yaml.safe_load(killed.with_suffix(".yaml").read_text())
     assert rec["status"] == "complete" and rec["resumed_from_step"] == step
+
+
+@pytest.mark.parametrize("option, message", [
+    ("lamda=1", "valid keys: base_channels, lr, rotations, lam, ot_method, reg, potential"),
+    ("batch_size=3", "--batch-size"),
+    ("seed=1", "--seed"),
+    ("base_channels=4.5", "base_channels: expected an integer"),
+    ("ot_method=exact", "ot_method must be one of 'emd', 'sinkhorn'"),
+])
+def test_set_is_checked_against_the_typed_configuration(sim, tmp_path, run, option, message):
+    out = tmp_path / "out" / "model.pt"
+    rc, _, err = run("train", sim / "obs", "--tilt-range", "-60", "60", "--set", option, "--steps", "1", "--out", out)
+    assert rc == 2 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_stream_trains_from_the_files_and_records_the_configuration(sim, tmp_path, run, tiny):
+    out = tmp_path / "s" / "model.pt"
+    rc, stdout, _ = run("train", sim / "obs", *tiny, "--set", "lam=1", "--stream", "--steps", "2", "--out", out)
+    assert rc == 0, stdout
+    rec = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    assert rec["streamed"] is True and rec["status"] == "complete" and rec["n_observations"] == 8
+    assert rec["method_kwargs"]["lam"] == 1.0 and rec["config"]["base_channels"] == 4 and rec["config"]["lam"] == 1.0
+    y, _ = read_subtomograms(sorted((sim / "obs").iterdir()))
+    assert rec["sigma"] == pytest.approx(estimate_sigma(y, missing_wedge_mask((16,) * 3)).mean().item(), rel=1e-5)
+    state = torch.load(out, weights_only=True)
+    assert state["step"] == 2 and state["config"]["lam"] == 1.0

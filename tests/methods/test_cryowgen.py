@@ -52,7 +52,8 @@ def test_cryowgen2_matches_closed_form_per_fourier_coefficient():
     m = CryoWGEN2(mask=mask, sigma=sigma, gamma=1.0, beta=beta, n_chains=32, step_size=0.1,
                   n_steps=350, burn_in=150, thin=10, base_channels=2, seed=0)
     m.generator = torch.Generator().manual_seed(0)
-    mean, var, samples, diag = m.sample(y, x_bar, m.n_chains)
+    s = m.sample(y, x_bar, m.n_chains)
+    mean, var, samples, diag = s.mean, s.var, s.samples, s.diagnostics
     gp = gaussian_posterior(y, x_bar, mask, sigma, 1.0, beta)
     # Mean in real space: error small against the posterior std.
     assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.02
@@ -73,7 +74,8 @@ def test_cryowgen1_matches_closed_form_in_low_dimension_and_ess_collapses():
         m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_samples=20000, base_channels=2, seed=0)
         m.network.double()
         m.generator = torch.Generator().manual_seed(0)
-        mean, var, samples, diag = m.sample(y, x_bar, m.n_samples)
+        s = m.sample(y, x_bar, m.n_samples)
+        mean, var, samples, diag = s.mean, s.var, s.samples, s.diagnostics
         ess[n] = diag["ess"].mean().item()
         if n == 4:
             gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA)
@@ -92,7 +94,8 @@ def test_fourier_diagonal_reference_matches_its_closed_form():
     torch.testing.assert_close(gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=torch.ones_like(spectrum)).mean, white.mean)
     m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_samples=2**16, base_channels=2, seed=0)
     m.generator = torch.Generator().manual_seed(0)
-    mean, var, _, _ = m.sample(y, x_bar, m.n_samples)
+    s = m.sample(y, x_bar, m.n_samples)
+    mean, var = s.mean, s.var
     assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.02
     assert abs((var.mean() / gp.std.pow(2).mean()).item() - 1) < 0.1
     post = BoltzmannPosterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
@@ -112,7 +115,8 @@ def test_langevin_step_follows_the_stiffest_reference_coefficient():
                   n_steps=400, burn_in=200, thin=4, base_channels=2, seed=0)
     assert m.eta == pytest.approx(0.2 / (1 / SIGMA**2 + BETA / 0.01))
     m.generator = torch.Generator().manual_seed(0)
-    mean, var, _, _ = m.sample(y, x_bar, m.n_samples)
+    s = m.sample(y, x_bar, m.n_samples)
+    mean, var = s.mean, s.var
     gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
     assert torch.isfinite(mean).all()
     assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.05
@@ -138,7 +142,8 @@ def test_low_temperature_contracts_onto_point_estimate(name):
     for gamma in (1.0, 1e-4):
         m = get_method(name, mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, base_channels=2, seed=0, **kw)
         m.generator = torch.Generator().manual_seed(0)
-        mean, var, _, _ = m.sample(y, x_bar, m.n_samples)
+        s = m.sample(y, x_bar, m.n_samples)
+        mean, var = s.mean, s.var
         spreads.append(var.mean().sqrt().item())
     assert (mean - point).abs().max() < 0.02
     assert spreads[1] < 0.02 * spreads[0]

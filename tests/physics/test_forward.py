@@ -91,3 +91,21 @@ def test_estimate_sigma_errors():
         estimate_sigma(torch.zeros(8, 8, 10), m)
     with pytest.raises(ValueError, match="cutoff"):
         estimate_sigma(torch.zeros(8, 8, 8), m, cutoff=1.0)
+
+
+def test_random_redegrade_draws_rotations_then_noise_from_the_generator():
+    from cryolearn.physics import random_redegrade, redegrade_all, rotation_proxy
+
+    mask = missing_wedge_mask((16, 16), (-45, 45))
+    x = torch.randn(5, 16, 16, generator=torch.Generator().manual_seed(1))
+    rots = torch.tensor([0, 2])
+    out = random_redegrade(x, mask, rots, 0.5, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    idx = rots[torch.randint(0, 2, (5,), generator=g)]
+    noise = apply_missing_wedge(0.5 * torch.randn(x.shape, generator=g), mask)
+    torch.testing.assert_close(out, rotation_proxy(x, mask, idx) + noise)
+    clean = random_redegrade(x, mask, rots, None, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(clean, rotation_proxy(x, mask, idx))
+    every = redegrade_all(x, mask, rots)
+    assert every.shape == (2, 5, 16, 16)
+    torch.testing.assert_close(every[1], rotation_proxy(x, mask, 2))

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .profile import pick_device
+from ..profile import pick_device
 
 __all__ = [
     "DistributedInfo",

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cryolearn.distributed import barrier, cleanup, get_world_size, init_distributed, is_main_process, unwrap, wrap
+from cryolearn.training.distributed import barrier, cleanup, get_world_size, init_distributed, is_main_process, unwrap, wrap
 from cryolearn.methods import get_method
 from cryolearn.physics import missing_wedge_mask, simulate_observation
 

@@ -1,0 +1,191 @@
+"""What CryoWGEN-I and -II share: CryoGEN-II plus an amortised regression onto a Boltzmann posterior.
+
+:class:`PosteriorMethod` adds to :class:`cryolearn.methods.CryoGEN2` the
+posterior ``q_gamma(x | y)`` around ``x_bar = G(y)``
+(:class:`cryolearn.methods.BoltzmannPosterior`), the amortisation term that
+regresses ``G(y)`` onto its mean, and ``reconstruct`` returning the posterior
+mean, samples and std. The samplers implement :meth:`PosteriorMethod.sample`,
+which returns a :class:`PosteriorSample`. Source: book chapters "CryoWGEN-I"
+and "CryoWGEN-II".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .base import Reconstruction, config_field
+from .cryogen2 import CryoGEN2, CryoGEN2Config
+from .posterior import BoltzmannPosterior
+
+__all__ = ["PosteriorConfig", "PosteriorMethod", "PosteriorSample"]
+
+
+@dataclass
+class PosteriorSample:
+    """What :meth:`PosteriorMethod.sample` returns for ``B`` observations.
+
+    Attributes
+    ----------
+    mean : torch.Tensor
+        ``(B, D, H, W)`` posterior mean estimate.
+    var : torch.Tensor
+        ``(B, D, H, W)`` voxel-wise posterior variance estimate.
+    samples : torch.Tensor
+        ``(S, B, D, H, W)`` posterior samples.
+    diagnostics : dict of str to torch.Tensor
+        ``(B,)`` per-observation numbers (e.g. ``"ess"``, ``"potential"``).
+    """
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    samples: torch.Tensor
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def astuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``(mean, var, samples, diagnostics)``."""
+        return self.mean, self.var, self.samples, self.diagnostics
+
+
+@dataclass
+class PosteriorConfig(CryoGEN2Config):
+    """Configuration shared by the samplers (the fields of :class:`cryolearn.methods.CryoGEN2Config` too).
+
+    Attributes
+    ----------
+    gamma : float
+        Temperature of the posterior.
+    beta : float
+        Precision of the conditional prior around ``G(y)``, in 1 / (voxel value)^2.
+    nu : float
+        Weight of the regression of ``G(y)`` onto the posterior mean.
+    use_witness : bool
+        Use the potential network as the witness (sets ``potential=True``).
+    """
+
+    gamma: float = 1.0
+    beta: float = 1.0
+    nu: float = 1.0
+    use_witness: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.use_witness:
+            self.potential = True
+
+
+class PosteriorMethod(CryoGEN2):
+    """Shared base of CryoWGEN-I and -II: CryoGEN-II plus an amortised posterior regression.
+
+    Parameters
+    ----------
+    mask, sigma, network, config
+        As :class:`cryolearn.methods.Method`.
+    **options
+        Fields of the class's ``Config`` (:class:`PosteriorConfig` here):
+    gamma : float
+        Temperature of the posterior (widths scale with ``sqrt(gamma)``).
+    beta : float
+        Precision of the conditional prior around ``x_bar = G(y)``, in
+        1 / (voxel value)^2; SPEC section 8 estimates it from the rotation proxy.
+    nu : float
+        Weight of the regression of ``G(y)`` onto the posterior mean
+        (``||G(y) - sg(mean)||^2 / sigma^2`` per voxel).
+    use_witness : bool
+        Use the potential network as the witness ``w`` (needs
+        ``potential=True``); otherwise ``w = 0``.
+    spectrum : torch.Tensor, optional
+        ``(D, H, W//2+1)`` shape of a Fourier-diagonal reference covariance
+        (a stationary Gaussian field, e.g. one value per Fourier shell from
+        SPEC section 8); ``None`` is the white reference.
+    **kwargs
+        As :class:`cryolearn.methods.CryoGEN2`.
+    """
+
+    Config = PosteriorConfig
+    gamma = config_field()
+    beta = config_field()
+    nu = config_field()
+    use_witness = config_field()
+    #: Candidates (CryoWGEN-I) or chains (CryoWGEN-II) per observation at reconstruction (a configuration field).
+    n_samples: int
+    #: Candidates or chains per observation in the amortised training step (a configuration field).
+    n_train_samples: int
+
+    def __init__(self, mask: torch.Tensor, sigma: float, network: torch.nn.Module | None = None,
+                 config: PosteriorConfig | dict[str, Any] | None = None, spectrum: torch.Tensor | None = None, **options: Any):
+        self.spectrum = spectrum
+        super().__init__(mask, sigma, network, config=config, **options)
+
+    def posterior(self, y: torch.Tensor, x_bar: torch.Tensor) -> BoltzmannPosterior:
+        """The Boltzmann posterior ``q_gamma(x | y)`` around ``x_bar`` for ``(B, ...)`` observations."""
+        return BoltzmannPosterior(
+            y, x_bar, self.mask, self.sigma, self.gamma, self.beta,
+            witness=self.witness if self.use_witness else None, spectrum=self.spectrum,
+        )
+
+    def sample(self, y: torch.Tensor, x_bar: torch.Tensor, n: int, train: bool = False) -> "PosteriorSample":
+        """Posterior statistics for ``(B, ...)`` observations.
+
+        Parameters
+        ----------
+        y, x_bar : torch.Tensor
+            ``(B, D, H, W)`` observations and reconstructor outputs ``G(y)``.
+        n : int
+            Candidates or chains per observation.
+        train : bool
+            Ask for the cheaper estimate used by the amortised training step.
+
+        Returns
+        -------
+        PosteriorSample
+            ``mean`` and ``var`` ``(B, D, H, W)``, ``samples`` ``(S, B, D, H, W)``
+            and per-observation ``diagnostics``.
+        """
+        raise NotImplementedError
+
+    def amortization(self, y: torch.Tensor, x_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.nu == 0:
+            return {}
+        mean = self.sample(y, x_hat.detach(), self.n_train_samples, train=True).mean
+        return {"amortization": self.nu * (x_hat - mean.detach()).pow(2).mean() / self.sigma**2}
+
+    def reconstruct(self, y: torch.Tensor, batch_size: int = 32, n: int | None = None) -> Reconstruction:
+        """Posterior mean, samples and voxel-wise std of observations.
+
+        Parameters
+        ----------
+        y : torch.Tensor
+            ``(D, H, W)`` or ``(..., D, H, W)``.
+        batch_size : int
+            Observations per pass.
+        n : int, optional
+            Candidates (CryoWGEN-I) or chains (CryoWGEN-II) per observation;
+            default the method's setting.
+
+        Returns
+        -------
+        Reconstruction
+            ``mean`` and ``std`` of ``y``'s shape, ``samples`` of shape
+            ``(S, *y.shape)``, and ``diagnostics`` (per observation).
+        """
+        x_bar = self.predict(y, batch_size)
+        shape = y.shape
+        flat_y = y.reshape(-1, *shape[-self.ndim :]).to(self.device)
+        flat_x = x_bar.reshape(flat_y.shape).to(self.device)
+        if self.generator is None:
+            self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        means, vars_, samples, diags = [], [], [], []
+        for k in range(0, flat_y.shape[0], batch_size):
+            m, v, s, d = self.sample(flat_y[k : k + batch_size], flat_x[k : k + batch_size], n or self.n_samples).astuple()
+            means.append(m), vars_.append(v), samples.append(s), diags.append(d)
+        diag = {key: torch.cat([d[key] for d in diags]).reshape(shape[: -self.ndim]) for key in diags[0]}
+        samp = torch.cat(samples, dim=1)
+        return Reconstruction(
+            mean=torch.cat(means).reshape(shape).to(y.device),
+            std=torch.cat(vars_).clamp_min(0).sqrt().reshape(shape).to(y.device),
+            samples=samp.reshape(samp.shape[0], *shape).to(y.device),
+            diagnostics=diag,
+        )
