@@ -14,9 +14,12 @@ precision of the conditional prior, ``w`` the witness potential (0 if none).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
+import warnings
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ..metrics import _half_weight
 from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotate_cube, rotation_proxy
@@ -24,7 +27,7 @@ from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotat
 if TYPE_CHECKING:
     from .base import Method
 
-__all__ = ["BetaEstimate", "BoltzmannPosterior", "GaussianPosterior", "estimate_beta", "gaussian_posterior"]
+__all__ = ["BetaEstimate", "BoltzmannPosterior", "GaussianPosterior", "chunked_witness", "estimate_beta", "gaussian_posterior"]
 
 
 @dataclass
@@ -133,6 +136,77 @@ def gaussian_posterior(
     return GaussianPosterior(mean=mean, std=std, var_fourier=var_f)
 
 
+def chunked_witness(
+    potential: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    rotations: torch.Tensor,
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """Witness ``w(x) = N_vox * mean_R phi(M(R x))``, evaluated a bounded number of volumes at a time.
+
+    The same value as :meth:`cryolearn.methods.CryoGEN2.witness`, but the
+    ``G x (number of candidates)`` re-degraded volumes are never all held at
+    once: the (rotation, candidate) pairs are cut into chunks of ``chunk``
+    volumes. When gradients are recorded (Langevin chains), each chunk is
+    recomputed in the backward pass (activation checkpointing), so memory
+    stays bounded there too.
+
+    Parameters
+    ----------
+    potential : callable
+        ``phi``: ``(n, D, H, W)`` volumes to ``(n,)`` scores, per voxel.
+    x : torch.Tensor
+        ``(..., D, H, W)`` candidate clean volumes (``(..., D, W)`` in 2D), cubic box.
+    mask : torch.Tensor
+        Half-grid measured-region mask (its ``ndim`` is the spatial dimension).
+    rotations : torch.Tensor
+        ``(G,)`` cube-group indices (:func:`cryolearn.physics.cube_rotations`).
+    chunk : int, optional
+        Re-degraded volumes per pass, ``>= 1``. Default: as many as hold
+        about ``2**22`` voxels (128 boxes of ``32^3``), at least one.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)``, in the units of the data-fidelity term summed over voxels;
+        differentiable in ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``chunk`` is not positive or ``rotations`` is empty.
+    """
+    nd = mask.ndim
+    n_vox = math.prod(x.shape[-nd:])
+    if chunk is None:
+        chunk = max(1, 2**22 // n_vox)
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of volumes, got {chunk}")
+    rots = torch.as_tensor(rotations, dtype=torch.long).to(x.device).flatten()
+    if rots.numel() == 0:
+        raise ValueError("rotations must not be empty")
+    lead = x.shape[:-nd]
+    flat = x.reshape(-1, *x.shape[-nd:])
+    n = flat.shape[0]
+    mask = mask.to(x.device)
+    grad = torch.is_grad_enabled() and flat.requires_grad
+    parts = []
+    for start in range(0, rots.numel() * n, chunk):
+        pair = torch.arange(start, min(start + chunk, rots.numel() * n), device=x.device)
+        g, i = pair // n, pair % n
+
+        def score(v, g=g, i=i):
+            return potential(rotation_proxy(v[i], mask, rots[g])).to(v.dtype)
+
+        phi = checkpoint(score, flat, use_reentrant=False) if grad else score(flat)
+        parts.append((i, phi))
+    out = torch.zeros(n, device=x.device, dtype=x.dtype)
+    for i, phi in parts:
+        out = out.index_add(0, i, phi)
+    return (out * (n_vox / rots.numel())).reshape(lead)
+
+
 class BoltzmannPosterior:
     """``q_gamma(x | y) ~ exp(-U(x) / gamma)`` for a batch of observations.
 
@@ -210,6 +284,65 @@ class BoltzmannPosterior:
         if self.spectrum is not None:
             noise = self._filter(noise, self.spectrum.sqrt())
         return self.x_bar + (self.gamma / self.beta) ** 0.5 * noise
+
+    def gaussian_precision(self) -> torch.Tensor:
+        """Precision of each orthonormal Fourier coefficient in the ``w = 0`` part of ``U``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(D, H, W//2+1)``: ``m_k / sigma^2 + beta / s_k`` (``s_k = 1`` when
+            white), in 1 / (voxel value)^2; the posterior variance of
+            coefficient ``k`` is ``gamma`` over it.
+        """
+        m = self.mask.to(device=self.y.device, dtype=self.y.dtype)
+        b = self.beta if self.spectrum is None else self.beta / self.spectrum
+        return m / self.sigma**2 + b * torch.ones_like(m)
+
+    def gaussian_mean(self) -> torch.Tensor:
+        """``(B, D, H, W)`` minimiser of the ``w = 0`` part of ``U`` (the mean of :func:`gaussian_posterior`)."""
+        dims = tuple(range(-self.ndim, 0))
+        m = self.mask.to(device=self.y.device, dtype=self.y.dtype)
+        b = self.beta if self.spectrum is None else self.beta / self.spectrum
+        yf = torch.fft.rfftn(self.y, dim=dims, norm="ortho")
+        xf = torch.fft.rfftn(self.x_bar, dim=dims, norm="ortho")
+        mean_f = (m * yf / self.sigma**2 + b * xf) / self.gaussian_precision()
+        return torch.fft.irfftn(mean_f, s=self.y.shape[-self.ndim :], dim=dims, norm="ortho")
+
+    def sample_gaussian(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``K`` exact draws per observation from the ``w = 0`` posterior (the Gaussian part of ``q_gamma``).
+
+        Parameters
+        ----------
+        k : int
+            Draws per observation.
+        generator : torch.Generator, optional
+            Seeds the draws (on the observations' device).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(K, B, D, H, W)`` real volumes, of the observations' dtype and
+            device, distributed as ``N(mean, gamma F^* P^-1 F)`` with ``F`` the
+            orthonormal Fourier transform and ``P`` the diagonal of
+            :meth:`gaussian_precision`.
+
+        Notes
+        -----
+        The orthonormal ``rfftn`` of real white noise has exactly the
+        statistics of a real field's coefficients: unit ``E|F_k|^2``, split
+        equally between real and imaginary parts where ``k`` has a Hermitian
+        partner, all real where ``k = -k``. Scaling each coefficient by
+        ``sqrt(gamma / P_k)`` (a real gain that is the same at ``k`` and
+        ``-k``, since mask and spectrum are) and transforming back therefore
+        gives real volumes with covariance ``gamma F^* P^-1 F``, the
+        covariance of :func:`gaussian_posterior` (Rasmussen & Williams 2006,
+        "Gaussian Processes for Machine Learning", section 2.2, for the
+        Gaussian conditioning; the per-coefficient formulas are those of
+        :func:`gaussian_posterior`).
+        """
+        noise = torch.randn((k, *self.y.shape), generator=generator, device=self.y.device, dtype=self.y.dtype)
+        return self.gaussian_mean() + self._filter(noise, (self.gamma / self.gaussian_precision()).sqrt())
 
     def _filter(self, v: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """Real-space result of multiplying the orthonormal rfft of ``v`` by ``gain``."""
