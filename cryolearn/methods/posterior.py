@@ -27,7 +27,15 @@ from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotat
 if TYPE_CHECKING:
     from .base import Method
 
-__all__ = ["BetaEstimate", "BoltzmannPosterior", "GaussianPosterior", "chunked_witness", "estimate_beta", "gaussian_posterior"]
+__all__ = [
+    "BetaEstimate",
+    "BoltzmannPosterior",
+    "GaussianPosterior",
+    "chunked_witness",
+    "estimate_beta",
+    "gaussian_posterior",
+    "maps_measured_region_onto_itself",
+]
 
 
 @dataclass
@@ -351,6 +359,34 @@ class BoltzmannPosterior:
         return torch.fft.irfftn(vf, s=v.shape[-self.ndim :], dim=dims, norm="ortho")
 
 
+def maps_measured_region_onto_itself(mask: torch.Tensor, index: int) -> bool:
+    """Whether the cube rotation ``index`` maps the measured region onto itself (``M R = R M``).
+
+    Such a rotation (the identity; the half turn in 2D; the half turns about
+    the three axes for a wedge about Y) gives the rotation proxy no
+    information: the rotated volume's wedge is its own wedge, so nothing
+    measured is moved into it.
+
+    Parameters
+    ----------
+    mask : torch.Tensor
+        Half-grid measured-region mask of a cubic (square) box.
+    index : int
+        Cube-group element (:func:`cryolearn.physics.cube_rotations`).
+
+    Returns
+    -------
+    bool
+    """
+    nd = mask.ndim
+    n = mask.shape[0]
+    probe = torch.randn((1,) + (n,) * nd, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mask = mask.cpu()
+    a = apply_missing_wedge(rotate_cube(probe, index, ndim=nd), mask)
+    b = rotate_cube(apply_missing_wedge(probe, mask), index, ndim=nd)
+    return bool(torch.allclose(a, b, atol=1e-9))
+
+
 @dataclass
 class BetaEstimate:
     """What :func:`estimate_beta` returns.
@@ -400,8 +436,13 @@ def estimate_beta(
         Cube-group elements ``R`` (:func:`cryolearn.physics.cube_rotations`),
         used in turn over the batch. Default: the quarter turns about X and Z
         in 3D (:func:`cryolearn.physics.quarter_turns_xz`), the two quarter
-        turns in 2D; each moves the wedge onto measured coefficients. (The
-        identity and half turns do not, and give no information.)
+        turns in 2D (elements 2 and 3 of the square's group; element 1 is the
+        half turn), less any that map this mask's measured region onto
+        itself (:func:`maps_measured_region_onto_itself`): those move no
+        measured coefficient into the wedge, see a zero residual there and
+        would make ``beta`` too large (a 2D posterior about ``sqrt(2)`` too
+        narrow when half of the batch used the half turn). Given rotations
+        that map the measured region onto itself are used, with a warning.
     per_shell : bool
         Also return one power per Fourier shell as a reference ``spectrum``.
     generator : torch.Generator, optional
@@ -414,7 +455,13 @@ def estimate_beta(
     Raises
     ------
     ValueError
-        If ``y`` does not match the method's mask or holds NaN/Inf, or the box is not cubic.
+        If ``y`` does not match the method's mask or holds NaN/Inf, the box
+        is not cubic, or no default rotation moves the measured region.
+
+    Warns
+    -----
+    UserWarning
+        If a given rotation maps the measured region onto itself.
 
     Notes
     -----
@@ -432,7 +479,15 @@ def estimate_beta(
     if any(s != box for s in y.shape[-nd:]):
         raise ValueError(f"the rotation proxy needs a cubic box, got {tuple(y.shape[-nd:])}")
     if rotations is None:
-        rotations = quarter_turns_xz() if nd == 3 else [1, 3]
+        rotations = [i for i in (quarter_turns_xz() if nd == 3 else [2, 3])
+                     if not maps_measured_region_onto_itself(method.mask, i)]
+        if not rotations:
+            raise ValueError("every default rotation maps the measured region onto itself; pass rotations=")
+    else:
+        idle = [int(i) for i in rotations if maps_measured_region_onto_itself(method.mask, int(i))]
+        if idle:
+            warnings.warn(f"rotations {idle} map the measured region onto itself: they see no residual in the "
+                          "wedge and bias beta upwards", stacklevel=2)
     rots = torch.as_tensor(list(rotations), dtype=torch.long, device=y.device)
     r = rots[torch.arange(y.shape[0], device=y.device) % rots.numel()]
     x_bar = method.predict(y)
