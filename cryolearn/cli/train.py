@@ -12,7 +12,12 @@ written every ``--checkpoint-every`` steps; rerunning the same command after an
 interruption resumes from it (more ``--steps`` continue a finished run,
 ``--force`` starts over). ``model.yaml`` beside it records the resolved
 configuration, which ``cryolearn reconstruct`` reads. Method options go
-through ``--set``, e.g. ``--set lam=0.5 base_channels=16``. On several GPUs::
+through ``--set``, e.g. ``--set lam=0.5 base_channels=16``. For the samplers
+(cryowgen1, cryowgen2) the precision ``beta`` of the conditional prior is
+estimated after training by the rotation proxy
+(:func:`cryolearn.methods.estimate_beta`) and stored in the checkpoint and in
+``model.yaml`` (``beta``, ``beta_source``); ``--beta`` sets it instead (then it
+is also the value used during training). On several GPUs::
 
     torchrun --nproc-per-node 4 -m cryolearn.cli train sim/obs --tilt-range -60 60 --out model.pt
 """
@@ -47,6 +52,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="method options, e.g. lam=0.5 base_channels=16")
     parser.add_argument("--seed", type=int, default=0, help="seeds the network and every random draw (default: 0)")
+    parser.add_argument("--beta", type=float, default=None,
+                        help="samplers only: precision of the conditional prior (default: estimated after training "
+                             "by the rotation proxy)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available; under torchrun, one GPU per process)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
@@ -76,6 +84,25 @@ def _check_same_run(record_path: Path, record: dict[str, Any]) -> None:
                          "pass --force to start over")
 
 
+def _set_beta(method, y, args: argparse.Namespace) -> dict[str, Any]:
+    """Give a trained sampler its ``beta``: ``--beta``, or the rotation-proxy estimate; returns the record's keys."""
+    import torch
+
+    from ..methods import estimate_beta
+
+    if args.beta is not None:
+        method.beta = float(args.beta)
+        return {"beta": method.beta, "beta_source": "given (--beta)"}
+    n = min(y.shape[0], 256)  # enough observations for a stable mean power, bounded cost
+    gen = torch.Generator(device=y.device).manual_seed(args.seed + 7919)
+    est = estimate_beta(method, y[:n], generator=gen)
+    trained_with = method.beta
+    method.beta = float(est.beta)
+    return {"beta": method.beta, "beta_training": trained_with,
+            "beta_source": f"estimated after training by the rotation proxy (cryolearn.methods.estimate_beta) "
+                           f"on {n} observations"}
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -95,10 +122,16 @@ def main(args: argparse.Namespace) -> int:
                          f"got {steps}, {args.checkpoint_every}, {args.batch_size}")
     tilt = tilt_range(args)
     options = parse_set(args.set)
-    taken = sorted(set(options) & {"mask", "sigma", "network", "batch_size", "seed"})
+    taken = sorted(set(options) & {"mask", "sigma", "network", "batch_size", "seed", "beta"})
     if taken:
         raise ValueError(f"--set {', '.join(taken)}: these come from the data or from their own options "
-                         "(--sigma, --batch-size, --seed)")
+                         "(--sigma, --batch-size, --seed, --beta)")
+    if args.beta is not None:
+        if args.method not in ("cryowgen1", "cryowgen2"):
+            raise ValueError(f"--beta applies to the samplers (cryowgen1, cryowgen2), not {args.method}")
+        if not args.beta > 0:
+            raise ValueError(f"--beta must be positive, got {args.beta}")
+        options["beta"] = float(args.beta)
     files = mrc_files(args.inputs)
     y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
     if len(set(y.shape[1:])) != 1:
@@ -154,6 +187,12 @@ def main(args: argparse.Namespace) -> int:
         method.to(dist.device)
         method.fit(y.to(dist.device), steps, progress=is_main_process(), checkpoint=out,
                    checkpoint_every=args.checkpoint_every)
+        if method.samples_posterior:
+            record.update(_set_beta(method, y.to(dist.device), args))
+            if is_main_process():
+                method.save(out)
+                say(f"beta = {record['beta']:.4g} ({record['beta_source']})")
+            barrier()
         if is_main_process():
             write_yaml(record_path, {**record, "status": "complete", "steps_done": method.step,
                                      "wall_time_s": round(time.perf_counter() - start, 3)})

@@ -71,6 +71,16 @@ class PosteriorMethod(CryoGEN2):
             witness=self.posterior_witness if self.use_witness else None, spectrum=self.spectrum,
         )
 
+    def state_dict(self) -> dict:
+        """As :meth:`cryolearn.methods.Method.state_dict`, plus ``beta`` (e.g. set by the rotation proxy after training)."""
+        return {**super().state_dict(), "beta": self.beta}
+
+    def load_state_dict(self, state: dict) -> None:
+        """As :meth:`cryolearn.methods.Method.load_state_dict`; a saved ``beta`` replaces the constructor's."""
+        super().load_state_dict(state)
+        if state.get("beta") is not None:
+            self.beta = float(state["beta"])
+
     def posterior_witness(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`witness` of ``(..., D, H, W)`` candidates, ``witness_chunk`` re-degraded volumes at a time; returns ``(...)``."""
         if self.potential is None:
