@@ -61,3 +61,26 @@ def test_sampler_restores_the_2d_toy(name):
     m.fit(y_train, 100, progress=False)
     m.beta = estimate_beta(m, y_train[:128], generator=torch.Generator().manual_seed(5)).beta
     _check(name, m, y_test, x_test, mask, 2, {"error": 0.6, "coverage90": (0.75, 0.98)})
+
+
+@pytest.fixture(scope="module")
+def boxes_3d():
+    """16^3 boxes at SNR 1, +-60 degrees: training on the seen complexes, 16 test boxes of the two held-out ones."""
+    from cryolearn.methods.pretrained import ReferenceSetup, reference_data
+
+    torch.set_num_threads(1)
+    train, test = reference_data(ReferenceSetup(box=16, n_train=64, n_test=48))
+    seen = {train.names[i] for i in train.labels.tolist()}
+    assert seen and not seen & {test.names[i] for i in test.labels.tolist()}
+    return train, test
+
+
+@pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
+def test_sampler_restores_held_out_complexes_in_3d(name, boxes_3d):
+    train, test = boxes_3d
+    kw = {**SAMPLER[name], **({"n_steps": 80, "burn_in": 50, "n_train_steps": 5} if name == "cryowgen2" else {})}
+    m = get_method(name, mask=test.mask, sigma=float(train.sigma.mean()), base_channels=4, batch_size=8, seed=0, **kw)
+    m.fit(train.observations, 60, progress=False)
+    m.beta = estimate_beta(m, train.observations, generator=torch.Generator().manual_seed(5)).beta
+    # The proxy overestimates beta in 3D (SPEC section 8 reports 3.2 against 1.7), so coverage sits below 0.9.
+    _check(name, m, test.observations[:16], test.ground_truth[:16], test.mask, 3, {"error": 0.93, "coverage90": (0.7, 0.98)})
