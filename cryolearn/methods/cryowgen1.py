@@ -20,7 +20,7 @@ import torch
 from ..sampling import importance_reweight
 from .base import Reconstruction, register_method
 from .cryogen2 import CryoGEN2
-from .posterior import BoltzmannPosterior, chunked_witness
+from .posterior import BoltzmannPosterior, chunked_witness, gaussian_posterior
 
 __all__ = ["CryoWGEN1", "PosteriorMethod"]
 
@@ -173,7 +173,10 @@ class CryoWGEN1(PosteriorMethod):
     Rao-Blackwellisation of importance sampling (Robert & Casella 2004,
     "Monte Carlo Statistical Methods", sections 3.3 and 4.2).
     ``diagnostics["ess"]`` is the effective sample size per observation.
-    ``samples`` are drawn from the candidates by systematic resampling with
+    With the posterior proposal and no witness, the returned mean and
+    variance are the closed form (:func:`cryolearn.methods.gaussian_posterior`)
+    rather than their Monte-Carlo estimates; the samples are exact draws
+    either way. ``samples`` are drawn from the candidates by systematic resampling with
     the weights (equal weights keep every candidate once).
     """
 
@@ -197,6 +200,11 @@ class CryoWGEN1(PosteriorMethod):
                 xk = post.sample_reference(n, generator=self.generator)  # (K, B, ...)
                 logw = -post.log_likelihood_term(xk) / self.gamma  # (K, B)
             res = importance_reweight(logw, xk, dim=0)
+            mean, var = res.mean, res.var
+            if self.proposal == "posterior" and post.witness is None:
+                # Rao-Blackwellised: with w = 0 the candidates are exact draws and the moments are known exactly.
+                gp = gaussian_posterior(y, x_bar, self.mask, self.sigma, self.gamma, self.beta, spectrum=self.spectrum)
+                mean, var = gp.mean, gp.std.pow(2).expand_as(gp.mean)
             # Systematic resampling: one uniform per observation, n evenly spaced points through the weights' CDF.
             u = torch.rand((xk.shape[1], 1), generator=self.generator, device=xk.device, dtype=res.weights.dtype)
             pts = (torch.arange(n, device=xk.device, dtype=res.weights.dtype) + u) / n  # (B, S)
@@ -204,4 +212,4 @@ class CryoWGEN1(PosteriorMethod):
             idx = torch.searchsorted(cdf, pts).clamp_max(xk.shape[0] - 1).T  # (S, B)
             gather = idx.reshape(*idx.shape, *[1] * self.ndim).expand(-1, -1, *xk.shape[2:])
             samples = torch.gather(xk, 0, gather)
-        return res.mean, res.var, samples, {"ess": res.ess}
+        return mean, var, samples, {"ess": res.ess}
