@@ -84,8 +84,12 @@ def _check_same_run(record_path: Path, record: dict[str, Any]) -> None:
                          "pass --force to start over")
 
 
-def _set_beta(method, y, args: argparse.Namespace) -> dict[str, Any]:
-    """Give a trained sampler its ``beta``: ``--beta``, or the rotation-proxy estimate; returns the record's keys."""
+def _set_beta(method, y, args: argparse.Namespace, trained_with: float) -> dict[str, Any]:
+    """Give a trained sampler its ``beta``: ``--beta``, or the rotation-proxy estimate; returns the record's keys.
+
+    ``trained_with`` is the configured ``beta`` the training steps used (a finished run continued with more
+    ``--steps`` resumes from a checkpoint that holds the estimate, and trains its extra steps with that).
+    """
     import torch
 
     from ..methods import estimate_beta
@@ -96,7 +100,6 @@ def _set_beta(method, y, args: argparse.Namespace) -> dict[str, Any]:
     n = min(y.shape[0], 256)  # enough observations for a stable mean power, bounded cost
     gen = torch.Generator(device=y.device).manual_seed(args.seed + 7919)
     est = estimate_beta(method, y[:n], generator=gen)
-    trained_with = method.beta
     method.beta = float(est.beta)
     return {"beta": method.beta, "beta_training": trained_with,
             "beta_source": f"estimated after training by the rotation proxy (cryolearn.methods.estimate_beta) "
@@ -185,10 +188,11 @@ def main(args: argparse.Namespace) -> int:
             write_yaml(record_path, {**record, "status": "training"})
         barrier()
         method.to(dist.device)
+        beta_configured = getattr(method, "beta", None)
         method.fit(y.to(dist.device), steps, progress=is_main_process(), checkpoint=out,
                    checkpoint_every=args.checkpoint_every)
         if method.samples_posterior:
-            record.update(_set_beta(method, y.to(dist.device), args))
+            record.update(_set_beta(method, y.to(dist.device), args, beta_configured))
             if is_main_process():
                 method.save(out)
                 say(f"beta = {record['beta']:.4g} ({record['beta_source']})")
