@@ -14,7 +14,11 @@ tomogram: it is cut into overlapping cubic tiles of ``--box`` voxels (default:
 the model's box), each normalised, restored and blended back without seams
 (:func:`cryolearn.tiling.restore_tiled`) into ``<stem>_mean.mrc`` (and
 ``<stem>_std.mrc``). ``restored/reconstruct.yaml`` records the model's
-configuration, the inputs, the outputs, the version and the command line.
+configuration, the inputs, the outputs, the version and the command line;
+for the samplers also ``beta`` (from the checkpoint, or ``--beta``) and, for
+cryowgen1, the effective sample size of the reweighting (a warning is printed
+when ESS/K falls below 0.1: the posterior mean and spread then rest on a few
+candidates).
 """
 
 from __future__ import annotations
@@ -40,18 +44,57 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="volumes or tiles per pass (default: 8)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--force", action="store_true", help="overwrite files in an existing output folder")
+    parser.add_argument("--beta", type=float, default=None,
+                        help="samplers only: precision of the conditional prior, overriding the model's "
+                             "(default: the value stored by `cryolearn train`)")
+
+#: ESS/K below which `cryolearn reconstruct` warns that the reweighting has collapsed.
+ESS_WARN = 0.1
 
 
-def _load(model: Path, config: dict, box: int, device):
-    """The trained method from ``model`` and its configuration, for boxes of ``box`` voxels, on ``device``."""
+def _load(model: Path, config: dict, box: int, device, beta: float | None = None):
+    """The trained method from ``model`` and its configuration, for boxes of ``box`` voxels, on ``device``.
+
+    A sampler takes ``beta`` from the checkpoint (written there by ``cryolearn train``), else from
+    ``model.yaml``; a given ``beta`` overrides both.
+    """
     method = build_method(config, box)
     try:
         method.load(model)
     except Exception as err:  # torch.load raises many types on a foreign file
         raise ValueError(f"cannot load {str(model)!r} as a {config['method']} checkpoint: {err}") from None
+    if method.samples_posterior:
+        if beta is not None:
+            method.beta = float(beta)
+        elif "beta" in config and not state_has_beta(model):
+            method.beta = float(config["beta"])
     if method.step < config.get("steps", 0):
         print(f"note: {model} holds {method.step} of {config['steps']} training steps (an interrupted run)")
     return method.to(device)
+
+
+def state_has_beta(model: Path) -> bool:
+    """Whether the checkpoint stores the sampler's ``beta`` (those written before it was recorded do not)."""
+    import torch
+
+    return torch.load(model, map_location="cpu", weights_only=False).get("beta") is not None
+
+
+def _ess_record(ess: list, k: int) -> dict:
+    """reconstruct.yaml's summary of the effective sample sizes ``ess`` (one per volume or tile) of ``k`` candidates."""
+    import sys
+
+    import torch
+
+    e = torch.cat([t.flatten().double().cpu() for t in ess])
+    frac = e / k
+    rec = {"n_candidates": k, "ess_mean": round(float(e.mean()), 4), "ess_min": round(float(e.min()), 4),
+           "ess_fraction_mean": round(float(frac.mean()), 4), "ess_fraction_min": round(float(frac.min()), 4)}
+    low = int((frac < ESS_WARN).sum())
+    if low:
+        print(f"warning: the effective sample size is below {ESS_WARN:g} K (K = {k}) for {low} of {e.numel()} volumes "
+              f"(smallest ESS {rec['ess_min']:.3g}): their mean and std rest on a few candidates", file=sys.stderr)
+    return rec
 
 
 def main(args: argparse.Namespace) -> int:
@@ -76,14 +119,18 @@ def main(args: argparse.Namespace) -> int:
     if len(set(stems)) < len(stems):
         twins = sorted({s for s in stems if stems.count(s) > 1})
         raise ValueError(f"inputs share file names {twins}; their outputs would collide")
+    if args.beta is not None and not args.beta > 0:
+        raise ValueError(f"--beta must be positive, got {args.beta}")
     device = pick_device(args.device)
     config = read_yaml(model.with_suffix(".yaml"))
+    if args.beta is not None and config.get("method") not in ("cryowgen1", "cryowgen2"):
+        raise ValueError(f"--beta applies to the samplers (cryowgen1, cryowgen2), not {config.get('method')}")
     model_box = int(config.get("box", 0))
-    written = []
+    written, ess = [], []
     if args.tomogram:
         box = args.box or model_box
         overlap = box // 4 if args.overlap is None else args.overlap
-        method = _load(model, config, box, device)
+        method = _load(model, config, box, device, args.beta)
         for f in files:
             volume, voxel_size = read_mrc(f)
             if not voxel_size > 0:
@@ -91,6 +138,8 @@ def main(args: argparse.Namespace) -> int:
 
             def restore(tiles):
                 rec = method.reconstruct(tiles, batch_size=args.batch_size)
+                if "ess" in rec.diagnostics:
+                    ess.append(rec.diagnostics["ess"])
                 return {"mean": rec.mean} if rec.std is None else {"mean": rec.mean, "std": rec.std}
 
             maps = restore_tiled(volume.to(device), restore, box, overlap=overlap, batch_size=args.batch_size)
@@ -105,11 +154,13 @@ def main(args: argparse.Namespace) -> int:
         if not voxel_size > 0:
             raise ValueError(f"{str(files[0])!r} sets no voxel size in its header")
         box, overlap = model_box, None
-        method = _load(model, config, box, device)
+        method = _load(model, config, box, device, args.beta)
         if args.samples and not method.samples_posterior:
             raise ValueError(f"{config['method']} gives one restoration per subtomogram; "
                              "--samples needs a sampler (cryowgen1, cryowgen2)")
         rec = method.reconstruct(y.to(device), batch_size=args.batch_size)
+        if "ess" in rec.diagnostics:
+            ess.append(rec.diagnostics["ess"])
         for i, f in enumerate(files):
             one = Reconstruction(mean=rec.mean[i], std=None if rec.std is None else rec.std[i],
                                  samples=None if rec.samples is None else rec.samples[:, i])
@@ -126,8 +177,13 @@ def main(args: argparse.Namespace) -> int:
         "cryolearn_version": __version__,
         "command_line": args.command_line,
         "device": describe_device(device),
-        "wall_time_s": round(time.perf_counter() - start, 3),
     }
+    if method.samples_posterior:
+        record["beta"] = method.beta
+        record["beta_source"] = "given (--beta)" if args.beta is not None else "the model's"
+    if ess:
+        record.update(_ess_record(ess, method.n_samples))
+    record["wall_time_s"] = round(time.perf_counter() - start, 3)
     write_yaml(out / "reconstruct.yaml", record)
     print(f"wrote {len(written)} MRC files and reconstruct.yaml to {out} in {record['wall_time_s']:.1f} s")
     return 0

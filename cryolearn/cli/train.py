@@ -23,7 +23,14 @@ whole and trained from a tensor, which draws exactly the minibatches of
 ``--stream``) is read lazily, one file per observation, through
 :class:`cryolearn.data.MRCDataset` and a DataLoader (a DistributedSampler
 under ``torchrun``). Either way every file is read and checked once before
-training (the pass that estimates sigma). On several GPUs::
+training (the pass that estimates sigma).
+
+For the samplers
+(cryowgen1, cryowgen2) the precision ``beta`` of the conditional prior is
+estimated after training by the rotation proxy
+(:func:`cryolearn.methods.estimate_beta`) and stored in the checkpoint and in
+``model.yaml`` (``beta``, ``beta_source``); ``--beta`` sets it instead (then it
+is also the value used during training). On several GPUs::
 
     torchrun --nproc-per-node 4 -m cryolearn.cli train sim/obs --tilt-range -60 60 --out model.pt
 """
@@ -73,6 +80,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="method options, checked against the method's typed configuration "
                              "(an unknown key is refused with the valid ones), e.g. lam=0.5 base_channels=16")
     parser.add_argument("--seed", type=int, default=0, help="seeds the network and every random draw (default: 0)")
+    parser.add_argument("--beta", type=float, default=None,
+                        help="samplers only: precision of the conditional prior (default: estimated after training "
+                             "by the rotation proxy)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available; under torchrun, one GPU per process)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
@@ -106,6 +116,28 @@ def _check_same_run(record_path: Path, record: dict[str, Any]) -> None:
                          "pass --force to start over")
 
 
+def _set_beta(method, y, args: argparse.Namespace, trained_with: float) -> dict[str, Any]:
+    """Give a trained sampler its ``beta``: ``--beta``, or the rotation-proxy estimate; returns the record's keys.
+
+    ``trained_with`` is the configured ``beta`` the training steps used (a finished run continued with more
+    ``--steps`` resumes from a checkpoint that holds the estimate, and trains its extra steps with that).
+    """
+    import torch
+
+    from ..methods import estimate_beta
+
+    if args.beta is not None:
+        method.beta = float(args.beta)
+        return {"beta": method.beta, "beta_source": "given (--beta)"}
+    n = min(y.shape[0], 256)  # enough observations for a stable mean power, bounded cost
+    gen = torch.Generator(device=y.device).manual_seed(args.seed + 7919)
+    est = estimate_beta(method, y[:n], generator=gen)
+    method.beta = float(est.beta)
+    return {"beta": method.beta, "beta_training": trained_with,
+            "beta_source": f"estimated after training by the rotation proxy (cryolearn.methods.estimate_beta) "
+                           f"on {n} observations"}
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -126,7 +158,16 @@ def main(args: argparse.Namespace) -> int:
     tilt = tilt_range(args)
     if args.num_workers < 0:
         raise ValueError(f"--num-workers must be at least 0, got {args.num_workers}")
-    options = check_options(args.method, parse_set(args.set))
+    options = parse_set(args.set)
+    if "beta" in options:
+        raise ValueError("--set beta: beta comes from --beta (or the rotation-proxy estimate after training)")
+    options = check_options(args.method, options)
+    if args.beta is not None:
+        if args.method not in ("cryowgen1", "cryowgen2"):
+            raise ValueError(f"--beta applies to the samplers (cryowgen1, cryowgen2), not {args.method}")
+        if not args.beta > 0:
+            raise ValueError(f"--beta must be positive, got {args.beta}")
+        options["beta"] = float(args.beta)
     files = mrc_files(args.inputs)
     lazy = MRCDataset(files)  # reads the first file only
     stream = args.stream or len(lazy) * math.prod(lazy.shape) * 4 > STREAM_ABOVE_BYTES
@@ -193,8 +234,16 @@ def main(args: argparse.Namespace) -> int:
             write_yaml(record_path, {**record, "status": "training"})
         barrier()
         method.to(dist.device)
+        beta_configured = getattr(method, "beta", None)
         method.fit(lazy if stream else y.to(dist.device), steps, progress=is_main_process(), checkpoint=out,
                    checkpoint_every=args.checkpoint_every, num_workers=args.num_workers)
+        if method.samples_posterior:
+            y_beta = torch.stack([lazy[i] for i in range(min(len(lazy), 256))]) if stream else y
+            record.update(_set_beta(method, y_beta.to(dist.device), args, beta_configured))
+            if is_main_process():
+                method.save(out)
+                say(f"beta = {record['beta']:.4g} ({record['beta_source']})")
+            barrier()
         if is_main_process():
             write_yaml(record_path, {**record, "status": "complete", "steps_done": method.step,
                                      "wall_time_s": round(time.perf_counter() - start, 3)})

@@ -14,9 +14,12 @@ precision of the conditional prior, ``w`` the witness potential (0 if none).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
+import warnings
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ..metrics import _half_weight
 from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotate_cube, rotation_proxy
@@ -24,7 +27,15 @@ from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotat
 if TYPE_CHECKING:
     from .base import Method
 
-__all__ = ["BetaEstimate", "BoltzmannPosterior", "GaussianPosterior", "estimate_beta", "gaussian_posterior"]
+__all__ = [
+    "BetaEstimate",
+    "BoltzmannPosterior",
+    "GaussianPosterior",
+    "chunked_witness",
+    "estimate_beta",
+    "gaussian_posterior",
+    "maps_measured_region_onto_itself",
+]
 
 
 @dataclass
@@ -133,6 +144,77 @@ def gaussian_posterior(
     return GaussianPosterior(mean=mean, std=std, var_fourier=var_f)
 
 
+def chunked_witness(
+    potential: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    rotations: torch.Tensor,
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """Witness ``w(x) = N_vox * mean_R phi(M(R x))``, evaluated a bounded number of volumes at a time.
+
+    The same value as :meth:`cryolearn.methods.CryoGEN2.witness`, but the
+    ``G x (number of candidates)`` re-degraded volumes are never all held at
+    once: the (rotation, candidate) pairs are cut into chunks of ``chunk``
+    volumes. When gradients are recorded (Langevin chains), each chunk is
+    recomputed in the backward pass (activation checkpointing), so memory
+    stays bounded there too.
+
+    Parameters
+    ----------
+    potential : callable
+        ``phi``: ``(n, D, H, W)`` volumes to ``(n,)`` scores, per voxel.
+    x : torch.Tensor
+        ``(..., D, H, W)`` candidate clean volumes (``(..., D, W)`` in 2D), cubic box.
+    mask : torch.Tensor
+        Half-grid measured-region mask (its ``ndim`` is the spatial dimension).
+    rotations : torch.Tensor
+        ``(G,)`` cube-group indices (:func:`cryolearn.physics.cube_rotations`).
+    chunk : int, optional
+        Re-degraded volumes per pass, ``>= 1``. Default: as many as hold
+        about ``2**22`` voxels (128 boxes of ``32^3``), at least one.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)``, in the units of the data-fidelity term summed over voxels;
+        differentiable in ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``chunk`` is not positive or ``rotations`` is empty.
+    """
+    nd = mask.ndim
+    n_vox = math.prod(x.shape[-nd:])
+    if chunk is None:
+        chunk = max(1, 2**22 // n_vox)
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of volumes, got {chunk}")
+    rots = torch.as_tensor(rotations, dtype=torch.long).to(x.device).flatten()
+    if rots.numel() == 0:
+        raise ValueError("rotations must not be empty")
+    lead = x.shape[:-nd]
+    flat = x.reshape(-1, *x.shape[-nd:])
+    n = flat.shape[0]
+    mask = mask.to(x.device)
+    grad = torch.is_grad_enabled() and flat.requires_grad
+    parts = []
+    for start in range(0, rots.numel() * n, chunk):
+        pair = torch.arange(start, min(start + chunk, rots.numel() * n), device=x.device)
+        g, i = pair // n, pair % n
+
+        def score(v, g=g, i=i):
+            return potential(rotation_proxy(v[i], mask, rots[g])).to(v.dtype)
+
+        phi = checkpoint(score, flat, use_reentrant=False) if grad else score(flat)
+        parts.append((i, phi))
+    out = torch.zeros(n, device=x.device, dtype=x.dtype)
+    for i, phi in parts:
+        out = out.index_add(0, i, phi)
+    return (out * (n_vox / rots.numel())).reshape(lead)
+
+
 class BoltzmannPosterior:
     """``q_gamma(x | y) ~ exp(-U(x) / gamma)`` for a batch of observations.
 
@@ -211,11 +293,98 @@ class BoltzmannPosterior:
             noise = self._filter(noise, self.spectrum.sqrt())
         return self.x_bar + (self.gamma / self.beta) ** 0.5 * noise
 
+    def gaussian_precision(self) -> torch.Tensor:
+        """Precision of each orthonormal Fourier coefficient in the ``w = 0`` part of ``U``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(D, H, W//2+1)``: ``m_k / sigma^2 + beta / s_k`` (``s_k = 1`` when
+            white), in 1 / (voxel value)^2; the posterior variance of
+            coefficient ``k`` is ``gamma`` over it.
+        """
+        m = self.mask.to(device=self.y.device, dtype=self.y.dtype)
+        b = self.beta if self.spectrum is None else self.beta / self.spectrum
+        return m / self.sigma**2 + b * torch.ones_like(m)
+
+    def gaussian_mean(self) -> torch.Tensor:
+        """``(B, D, H, W)`` minimiser of the ``w = 0`` part of ``U`` (the mean of :func:`gaussian_posterior`)."""
+        dims = tuple(range(-self.ndim, 0))
+        m = self.mask.to(device=self.y.device, dtype=self.y.dtype)
+        b = self.beta if self.spectrum is None else self.beta / self.spectrum
+        yf = torch.fft.rfftn(self.y, dim=dims, norm="ortho")
+        xf = torch.fft.rfftn(self.x_bar, dim=dims, norm="ortho")
+        mean_f = (m * yf / self.sigma**2 + b * xf) / self.gaussian_precision()
+        return torch.fft.irfftn(mean_f, s=self.y.shape[-self.ndim :], dim=dims, norm="ortho")
+
+    def sample_gaussian(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``K`` exact draws per observation from the ``w = 0`` posterior (the Gaussian part of ``q_gamma``).
+
+        Parameters
+        ----------
+        k : int
+            Draws per observation.
+        generator : torch.Generator, optional
+            Seeds the draws (on the observations' device).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(K, B, D, H, W)`` real volumes, of the observations' dtype and
+            device, distributed as ``N(mean, gamma F^* P^-1 F)`` with ``F`` the
+            orthonormal Fourier transform and ``P`` the diagonal of
+            :meth:`gaussian_precision`.
+
+        Notes
+        -----
+        The orthonormal ``rfftn`` of real white noise has exactly the
+        statistics of a real field's coefficients: unit ``E|F_k|^2``, split
+        equally between real and imaginary parts where ``k`` has a Hermitian
+        partner, all real where ``k = -k``. Scaling each coefficient by
+        ``sqrt(gamma / P_k)`` (a real gain that is the same at ``k`` and
+        ``-k``, since mask and spectrum are) and transforming back therefore
+        gives real volumes with covariance ``gamma F^* P^-1 F``, the
+        covariance of :func:`gaussian_posterior` (Rasmussen & Williams 2006,
+        "Gaussian Processes for Machine Learning", section 2.2, for the
+        Gaussian conditioning; the per-coefficient formulas are those of
+        :func:`gaussian_posterior`).
+        """
+        noise = torch.randn((k, *self.y.shape), generator=generator, device=self.y.device, dtype=self.y.dtype)
+        return self.gaussian_mean() + self._filter(noise, (self.gamma / self.gaussian_precision()).sqrt())
+
     def _filter(self, v: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """Real-space result of multiplying the orthonormal rfft of ``v`` by ``gain``."""
         dims = tuple(range(-self.ndim, 0))
         vf = torch.fft.rfftn(v, dim=dims, norm="ortho") * gain
         return torch.fft.irfftn(vf, s=v.shape[-self.ndim :], dim=dims, norm="ortho")
+
+
+def maps_measured_region_onto_itself(mask: torch.Tensor, index: int) -> bool:
+    """Whether the cube rotation ``index`` maps the measured region onto itself (``M R = R M``).
+
+    Such a rotation (the identity; the half turn in 2D; the half turns about
+    the three axes for a wedge about Y) gives the rotation proxy no
+    information: the rotated volume's wedge is its own wedge, so nothing
+    measured is moved into it.
+
+    Parameters
+    ----------
+    mask : torch.Tensor
+        Half-grid measured-region mask of a cubic (square) box.
+    index : int
+        Cube-group element (:func:`cryolearn.physics.cube_rotations`).
+
+    Returns
+    -------
+    bool
+    """
+    nd = mask.ndim
+    n = mask.shape[0]
+    probe = torch.randn((1,) + (n,) * nd, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mask = mask.cpu()
+    a = apply_missing_wedge(rotate_cube(probe, index, ndim=nd), mask)
+    b = rotate_cube(apply_missing_wedge(probe, mask), index, ndim=nd)
+    return bool(torch.allclose(a, b, atol=1e-9))
 
 
 @dataclass
@@ -267,8 +436,13 @@ def estimate_beta(
         Cube-group elements ``R`` (:func:`cryolearn.physics.cube_rotations`),
         used in turn over the batch. Default: the quarter turns about X and Z
         in 3D (:func:`cryolearn.physics.quarter_turns_xz`), the two quarter
-        turns in 2D; each moves the wedge onto measured coefficients. (The
-        identity and half turns do not, and give no information.)
+        turns in 2D (elements 2 and 3 of the square's group; element 1 is the
+        half turn), less any that map this mask's measured region onto
+        itself (:func:`maps_measured_region_onto_itself`): those move no
+        measured coefficient into the wedge, see a zero residual there and
+        would make ``beta`` too large (a 2D posterior about ``sqrt(2)`` too
+        narrow when half of the batch used the half turn). Given rotations
+        that map the measured region onto itself are used, with a warning.
     per_shell : bool
         Also return one power per Fourier shell as a reference ``spectrum``.
     generator : torch.Generator, optional
@@ -281,7 +455,13 @@ def estimate_beta(
     Raises
     ------
     ValueError
-        If ``y`` does not match the method's mask or holds NaN/Inf, or the box is not cubic.
+        If ``y`` does not match the method's mask or holds NaN/Inf, the box
+        is not cubic, or no default rotation moves the measured region.
+
+    Warns
+    -----
+    UserWarning
+        If a given rotation maps the measured region onto itself.
 
     Notes
     -----
@@ -299,7 +479,15 @@ def estimate_beta(
     if any(s != box for s in y.shape[-nd:]):
         raise ValueError(f"the rotation proxy needs a cubic box, got {tuple(y.shape[-nd:])}")
     if rotations is None:
-        rotations = quarter_turns_xz() if nd == 3 else [1, 3]
+        rotations = [i for i in (quarter_turns_xz() if nd == 3 else [2, 3])
+                     if not maps_measured_region_onto_itself(method.mask, i)]
+        if not rotations:
+            raise ValueError("every default rotation maps the measured region onto itself; pass rotations=")
+    else:
+        idle = [int(i) for i in rotations if maps_measured_region_onto_itself(method.mask, int(i))]
+        if idle:
+            warnings.warn(f"rotations {idle} map the measured region onto itself: they see no residual in the "
+                          "wedge and bias beta upwards", stacklevel=2)
     rots = torch.as_tensor(list(rotations), dtype=torch.long, device=y.device)
     r = rots[torch.arange(y.shape[0], device=y.device) % rots.numel()]
     x_bar = method.predict(y)

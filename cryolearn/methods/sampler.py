@@ -18,7 +18,7 @@ import torch
 
 from .base import Reconstruction, config_field
 from .cryogen2 import CryoGEN2, CryoGEN2Config
-from .posterior import BoltzmannPosterior
+from .posterior import BoltzmannPosterior, chunked_witness
 
 __all__ = ["PosteriorConfig", "PosteriorMethod", "PosteriorSample"]
 
@@ -63,15 +63,22 @@ class PosteriorConfig(CryoGEN2Config):
         Weight of the regression of ``G(y)`` onto the posterior mean.
     use_witness : bool
         Use the potential network as the witness (sets ``potential=True``).
+    witness_chunk : int, optional
+        Re-degraded volumes (rotations x candidates) per pass of the witness
+        network (:func:`cryolearn.methods.posterior.chunked_witness`); default
+        about ``2**22`` voxels per pass.
     """
 
     gamma: float = 1.0
     beta: float = 1.0
     nu: float = 1.0
     use_witness: bool = False
+    witness_chunk: int | None = None
 
     def validate(self) -> None:
         super().validate()
+        if self.witness_chunk is not None and self.witness_chunk < 1:
+            raise ValueError(f"witness_chunk must be a positive number of volumes, got {self.witness_chunk}")
         if self.use_witness:
             self.potential = True
 
@@ -100,6 +107,8 @@ class PosteriorMethod(CryoGEN2):
         ``(D, H, W//2+1)`` shape of a Fourier-diagonal reference covariance
         (a stationary Gaussian field, e.g. one value per Fourier shell from
         SPEC section 8); ``None`` is the white reference.
+    witness_chunk : int, optional
+        Re-degraded volumes per pass of the witness network.
     **kwargs
         As :class:`cryolearn.methods.CryoGEN2`.
     """
@@ -109,6 +118,7 @@ class PosteriorMethod(CryoGEN2):
     beta = config_field()
     nu = config_field()
     use_witness = config_field()
+    witness_chunk = config_field()
     #: Candidates (CryoWGEN-I) or chains (CryoWGEN-II) per observation at reconstruction (a configuration field).
     n_samples: int
     #: Candidates or chains per observation in the amortised training step (a configuration field).
@@ -123,8 +133,14 @@ class PosteriorMethod(CryoGEN2):
         """The Boltzmann posterior ``q_gamma(x | y)`` around ``x_bar`` for ``(B, ...)`` observations."""
         return BoltzmannPosterior(
             y, x_bar, self.mask, self.sigma, self.gamma, self.beta,
-            witness=self.witness if self.use_witness else None, spectrum=self.spectrum,
+            witness=self.posterior_witness if self.use_witness else None, spectrum=self.spectrum,
         )
+
+    def posterior_witness(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`witness` of ``(..., D, H, W)`` candidates, ``witness_chunk`` re-degraded volumes at a time; returns ``(...)``."""
+        if self.potential is None:
+            raise RuntimeError("this method was built without a potential network (potential=False)")
+        return chunked_witness(self.potential, x, self.mask, self.rotations, self.witness_chunk)
 
     def sample(self, y: torch.Tensor, x_bar: torch.Tensor, n: int, train: bool = False) -> "PosteriorSample":
         """Posterior statistics for ``(B, ...)`` observations.
@@ -168,8 +184,10 @@ class PosteriorMethod(CryoGEN2):
         Returns
         -------
         Reconstruction
-            ``mean`` and ``std`` of ``y``'s shape, ``samples`` of shape
-            ``(S, *y.shape)``, and ``diagnostics`` (per observation).
+            ``mean`` and ``std`` of ``y``'s shape on ``y``'s device,
+            ``samples`` of shape ``(S, *y.shape)`` on the CPU (each batch's
+            samples leave the accelerator as soon as it is done), and
+            ``diagnostics`` (per observation).
         """
         x_bar = self.predict(y, batch_size)
         shape = y.shape
@@ -180,12 +198,14 @@ class PosteriorMethod(CryoGEN2):
         means, vars_, samples, diags = [], [], [], []
         for k in range(0, flat_y.shape[0], batch_size):
             m, v, s, d = self.sample(flat_y[k : k + batch_size], flat_x[k : k + batch_size], n or self.n_samples).astuple()
-            means.append(m), vars_.append(v), samples.append(s), diags.append(d)
+            means.append(m.to(y.device)), vars_.append(v.to(y.device)), samples.append(s.cpu())
+            diags.append({key: val.cpu() for key, val in d.items()})
+            del m, v, s, d
         diag = {key: torch.cat([d[key] for d in diags]).reshape(shape[: -self.ndim]) for key in diags[0]}
         samp = torch.cat(samples, dim=1)
         return Reconstruction(
-            mean=torch.cat(means).reshape(shape).to(y.device),
-            std=torch.cat(vars_).clamp_min(0).sqrt().reshape(shape).to(y.device),
-            samples=samp.reshape(samp.shape[0], *shape).to(y.device),
+            mean=torch.cat(means).reshape(shape),
+            std=torch.cat(vars_).clamp_min(0).sqrt().reshape(shape),
+            samples=samp.reshape(samp.shape[0], *shape),
             diagnostics=diag,
         )

@@ -71,7 +71,8 @@ def test_cryowgen1_matches_closed_form_in_low_dimension_and_ess_collapses():
     ess = {}
     for n in (4, 16):
         x, y, x_bar, mask = _data(shape=(n, n), n=3, seed=1)
-        m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_samples=20000, base_channels=2, seed=0)
+        m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_samples=20000, base_channels=2, seed=0,
+                      proposal="reference")
         m.network.double()
         m.generator = torch.Generator().manual_seed(0)
         s = m.sample(y, x_bar, m.n_samples)
@@ -81,7 +82,9 @@ def test_cryowgen1_matches_closed_form_in_low_dimension_and_ess_collapses():
             gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA)
             assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.05
             assert abs((var.mean() / gp.std.pow(2).mean()).item() - 1) < 0.1
-    assert ess[16] < 0.05 * ess[4]  # the effective sample size collapses with the dimension
+    assert ess[16] < 0.05 * ess[4]  # the effective sample size of the isotropic reference collapses with the dimension
+    m.proposal = "posterior"  # candidates from the Gaussian part of the posterior: with w = 0, ESS = K at any size
+    assert (m.sample(y, x_bar, 64).diagnostics["ess"] == 64).all()
 
 
 def test_fourier_diagonal_reference_matches_its_closed_form():
@@ -92,7 +95,8 @@ def test_fourier_diagonal_reference_matches_its_closed_form():
     gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
     assert (gp.std - white.std).abs().max() > 0.05  # the reference shape matters
     torch.testing.assert_close(gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=torch.ones_like(spectrum)).mean, white.mean)
-    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_samples=2**16, base_channels=2, seed=0)
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_samples=2**16, base_channels=2, seed=0,
+                  proposal="reference")
     m.generator = torch.Generator().manual_seed(0)
     s = m.sample(y, x_bar, m.n_samples)
     mean, var = s.mean, s.var
@@ -122,25 +126,53 @@ def test_langevin_step_follows_the_stiffest_reference_coefficient():
     assert ((mean - gp.mean).pow(2).mean() / gp.std.pow(2).mean()).item() < 0.05
 
 
-@pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
-def test_low_temperature_contracts_onto_point_estimate(name):
-    if name == "cryowgen1":
-        # Reweighting candidates drawn around x_bar can only contract onto x_bar itself, so x_bar is
-        # CryoGEN-II's kind of answer: it fits the data (M x_bar = y) and is then argmin U.
-        # A low dimension, since the effective sample size collapses in 3D.
-        x, y, _, mask = _data(shape=(4, 4), n=2, seed=2)
-        z = torch.randn(y.shape, generator=torch.Generator().manual_seed(3), dtype=y.dtype)
-        x_bar = y + z - apply_missing_wedge(z, mask)
-        kw = dict(n_samples=4096)
-    else:
-        # Langevin walks: from an x_bar that does not fit the data it still finds argmin U.
-        x, y, x_bar, mask = _data(shape=(8, 8, 8), n=2, seed=2)
-        assert (x_bar - gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA).mean).abs().max() > 0.1
-        kw = dict(n_chains=16, n_steps=200, burn_in=150, thin=10)
+def _quadratic_witness(a, c):
+    """``w(x) = -(a/2) ||x - c||^2``: with it the posterior stays Gaussian, with ``beta + a`` and a moved centre."""
+    return lambda x: -0.5 * a * (x - c).pow(2).flatten(-2).sum(-1)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 1e-4])
+def test_cryowgen1_low_temperature_weights_matter(gamma):
+    """A quadratic witness keeps q_gamma Gaussian (closed form); equal weights would return the w = 0 answer.
+
+    x_bar does not fit the data, and the witness pulls towards c, placed sqrt(gamma) away from the w = 0
+    mode, so the problem is the same in units of the posterior width at every temperature.
+    """
+    x, y, x_bar, mask = _data(shape=(4, 4), n=2, seed=2)
+    a = 0.5
+    base = gaussian_posterior(y, x_bar, mask, SIGMA, gamma, BETA)
+    z = torch.randn(y.shape, generator=torch.Generator().manual_seed(3), dtype=y.dtype)
+    c = base.mean + gamma**0.5 * z
+    exact = gaussian_posterior(y, (BETA * x_bar + a * c) / (BETA + a), mask, SIGMA, gamma, BETA + a)
+    assert (x_bar - exact.mean).abs().max() > 0.1  # reweighting around x_bar alone cannot get there
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, n_samples=20000, base_channels=2, seed=0)
+    m.use_witness, m.posterior_witness = True, _quadratic_witness(a, c)
+    m.generator = torch.Generator().manual_seed(0)
+    mean, var, samples, diag = m.sample(y, x_bar, m.n_samples).astuple()
+    m.use_witness = False  # the same candidates (the witness draws nothing), weighted equally
+    m.generator = torch.Generator().manual_seed(0)
+    flat_mean, _, _, flat_diag = m.sample(y, x_bar, m.n_samples).astuple()
+    assert torch.allclose(flat_diag["ess"], torch.full_like(flat_diag["ess"], m.n_samples))
+    std = exact.std.pow(2).mean().sqrt()
+    err = ((mean - exact.mean).pow(2).mean().sqrt() / std).item()
+    err_flat = ((flat_mean - exact.mean).pow(2).mean().sqrt() / std).item()
+    assert err < 0.03 and err_flat > 0.1, (err, err_flat)
+    # The weights move the mean the way the witness says: towards c.
+    assert ((mean - flat_mean) * (c - flat_mean)).sum() > 0
+    assert abs((var.mean() / exact.std.pow(2).mean()).item() - 1) < 0.1
+    assert (diag["ess"] > 0.3 * m.n_samples).all(), diag["ess"]
+    assert samples.shape == (m.n_samples, *y.shape)
+
+
+def test_cryowgen2_low_temperature_contracts_onto_point_estimate():
+    # Langevin walks: from an x_bar that does not fit the data it still finds argmin U.
+    x, y, x_bar, mask = _data(shape=(8, 8, 8), n=2, seed=2)
+    assert (x_bar - gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA).mean).abs().max() > 0.1
     point = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA).mean  # argmin U
     spreads = []
     for gamma in (1.0, 1e-4):
-        m = get_method(name, mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, base_channels=2, seed=0, **kw)
+        m = get_method("cryowgen2", mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, base_channels=2, seed=0,
+                       n_chains=16, n_steps=200, burn_in=150, thin=10)
         m.generator = torch.Generator().manual_seed(0)
         s = m.sample(y, x_bar, m.n_samples)
         mean, var = s.mean, s.var
