@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 
 from .physics import fourier_grid
+from .physics.fourier import half_grid_sum, hermitian_weights, ortho_rfftn, rfft_shape
 
 __all__ = [
     "FSCResult",
@@ -83,37 +84,11 @@ def _real_pair(
 def _check_mask(mask: torch.Tensor, spatial: Sequence[int]) -> None:
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor (True = in the region), got {mask.dtype}")
-    half = tuple(spatial[:-1]) + (spatial[-1] // 2 + 1,)
+    half = rfft_shape(spatial)
     if tuple(mask.shape) != half:
         raise ValueError(
             f"mask shape {tuple(mask.shape)} is not the rfftn half grid {half} of spatial shape {tuple(spatial)}"
         )
-
-
-def _rfft(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    return torch.fft.rfftn(x, dim=tuple(range(-ndim, 0)), norm="ortho")
-
-
-def _half_weight(spatial: Sequence[int], mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """Hermitian weights of the half grid ``(*spatial[:-1], W//2+1)``, zero outside ``mask``.
-
-    ``sum(weight * f(X))`` over the half grid equals ``sum f(X)`` over the
-    full grid for any ``f`` with ``f(conj z) = f(z)`` (``|z|^2``, ``Re(z w*)``).
-    """
-    w_len = spatial[-1]
-    cols = torch.full((w_len // 2 + 1,), 2.0, dtype=like.dtype, device=like.device)
-    cols[0] = 1.0
-    if w_len % 2 == 0:
-        cols[-1] = 1.0
-    weight = cols.expand(*spatial[:-1], w_len // 2 + 1)
-    if mask is not None:
-        weight = weight * mask.to(device=like.device, dtype=like.dtype)
-    return weight
-
-
-def _fourier_sum(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``sum(v * weight)`` over the trailing ``weight.ndim`` axes: ``(..., *half) -> (...)``."""
-    return (v * weight).flatten(-weight.ndim).sum(-1)
 
 
 # ---------------------------------------------------------------------------
@@ -325,10 +300,10 @@ def fourier_shell_correlation(
     radius = torch.sqrt(sum(g**2 for g in grids))
     shell = torch.round(radius / width).long()
     inside = shell < n_shells
-    weight = _half_weight(spatial, mask, a) * inside.to(a.dtype)
+    weight = hermitian_weights(spatial, mask, a) * inside.to(a.dtype)
     shell = shell.clamp(max=n_shells - 1).flatten()  # (G,)
 
-    A, B = _rfft(a, ndim), _rfft(b, ndim)
+    A, B = ortho_rfftn(a, ndim), ortho_rfftn(b, ndim)
 
     def shell_sum(v: torch.Tensor) -> torch.Tensor:  # (..., *half) -> (..., n_shells)
         v = (v * weight).flatten(-ndim)
@@ -493,8 +468,8 @@ def rmse(
         return d.flatten(-ndim).pow(2).mean(-1).sqrt()
     spatial = tuple(d.shape[-ndim:])
     _check_mask(mask, spatial)
-    D = _rfft(d, ndim)
-    power = _fourier_sum(D.real**2 + D.imag**2, _half_weight(spatial, mask, d))
+    D = ortho_rfftn(d, ndim)
+    power = half_grid_sum(D.real**2 + D.imag**2, hermitian_weights(spatial, mask, d))
     return torch.sqrt(power / math.prod(spatial))
 
 
@@ -541,10 +516,10 @@ def relative_wedge_error(
     x_hat, x = _real_pair(x_hat, x, ndim, ("x_hat", "x"))
     spatial = tuple(x.shape[-ndim:])
     _check_mask(mask, spatial)
-    weight = _half_weight(spatial, ~mask, x)
-    D, X = _rfft(x_hat - x, ndim), _rfft(x, ndim)
-    num = _fourier_sum(D.real**2 + D.imag**2, weight)
-    den = _fourier_sum(X.real**2 + X.imag**2, weight)
+    weight = hermitian_weights(spatial, ~mask, x)
+    D, X = ortho_rfftn(x_hat - x, ndim), ortho_rfftn(x, ndim)
+    num = half_grid_sum(D.real**2 + D.imag**2, weight)
+    den = half_grid_sum(X.real**2 + X.imag**2, weight)
     if pooled:
         return num.sum() / den.sum()
     return num / den
@@ -730,12 +705,12 @@ def posterior_spread_in_out(samples: torch.Tensor, mask: torch.Tensor) -> Poster
         raise ValueError(f"samples must be (S, ..., spatial) with S >= 2, got shape {tuple(samples.shape)}")
     spatial = tuple(samples.shape[-ndim:])
     _check_mask(mask, spatial)
-    X = _rfft(samples, ndim)
+    X = ortho_rfftn(samples, ndim)
     dev = X - X.mean(0)
     std = torch.sqrt((dev.real**2 + dev.imag**2).sum(0) / (samples.shape[0] - 1))  # (..., *half)
 
     def region_mean(region: torch.Tensor) -> torch.Tensor:
-        w = _half_weight(spatial, region, std)
-        return _fourier_sum(std, w) / w.sum()
+        w = hermitian_weights(spatial, region, std)
+        return half_grid_sum(std, w) / w.sum()
 
     return PosteriorSpread(missing=region_mean(~mask), measured=region_mean(mask))

@@ -1,5 +1,14 @@
-"""Imaging physics: the missing wedge, rotations and the forward model (SPEC section 1)."""
+"""Imaging physics: Fourier-grid helpers, the missing wedge, rotations and the forward model.
 
+- :mod:`.fourier`: the ``rfftn`` half grid (:func:`rfft_shape`), its Hermitian weights, the orthonormal transform.
+- :mod:`.missing_wedge`: masks and the operator ``M``.
+- :mod:`.rotations`: the cube group, random SO(3), resampling.
+- :mod:`.forward`: ``y = M(R x) + noise`` and the noise level.
+
+Source: book chapter 1 (``book/01_missing_wedge.ipynb``).
+"""
+
+from .fourier import half_grid_sum, hermitian_weights, ortho_rfftn, rfft_shape
 from .forward import add_noise, estimate_sigma, noise_sigma, rotation_proxy, simulate_observation
 from .missing_wedge import (
     apply_missing_wedge,
@@ -25,13 +34,17 @@ __all__ = [
     "cube_rotations",
     "estimate_sigma",
     "fourier_grid",
+    "half_grid_sum",
+    "hermitian_weights",
     "missing_band_mask",
     "missing_wedge_mask",
     "noise_sigma",
+    "ortho_rfftn",
     "quarter_turns_xz",
     "quaternion_to_matrix",
     "random_cube_indices",
     "random_so3",
+    "rfft_shape",
     "rotate_cube",
     "rotate_volume",
     "rotation_proxy",
