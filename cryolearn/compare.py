@@ -29,7 +29,7 @@ from .metrics import (
     psnr,
     relative_wedge_error,
 )
-from .physics import check_tilt_range, quarter_turns_xz
+from .physics import check_tilt_range, quarter_turns_xz, rfft_shape
 from .timing import Measurement, format_bytes, measure
 
 __all__ = ["COLUMNS", "ComparisonTable", "compare", "make_methods", "train"]
@@ -408,7 +408,7 @@ def compare(
     nd = mask.ndim
     if y.shape != x.shape or y.ndim != nd + 1 or y.shape[0] < 1:
         raise ValueError(f"y {tuple(y.shape)} and x {tuple(x.shape)} must be one batch (N, ...) of {nd}D volumes")
-    if tuple(y.shape[1:-1]) + (y.shape[-1] // 2 + 1,) != tuple(mask.shape):
+    if rfft_shape(y.shape[1:]) != tuple(mask.shape):
         raise ValueError(f"observations of shape {tuple(y.shape)} do not match the mask's half grid {tuple(mask.shape)}")
     mask = mask.to(y.device)
     n = y.shape[0]

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..distributed import barrier, get_rank, get_world_size, unwrap, wrap
 from ..nn import UNet
-from ..physics import apply_missing_wedge, rotation_proxy
+from ..physics import apply_missing_wedge, rfft_shape, rotation_proxy
 
 __all__ = ["Method", "Reconstruction", "get_method", "register_method", "available_methods"]
 
@@ -338,7 +338,7 @@ class Method:
         return rotation_proxy(xr, self.mask, rots.view(-1, *[1] * (x.ndim - self.ndim)))
 
     def _check_observations(self, y: torch.Tensor) -> torch.Tensor:
-        half = tuple(y.shape[-self.ndim : -1]) + (y.shape[-1] // 2 + 1,) if y.ndim >= self.ndim else None
+        half = rfft_shape(y.shape[-self.ndim :]) if y.ndim >= self.ndim else None
         if half != tuple(self.mask.shape):
             raise ValueError(f"observations of shape {tuple(y.shape)} do not match the mask's half grid {tuple(self.mask.shape)}")
         if not torch.isfinite(y).all():

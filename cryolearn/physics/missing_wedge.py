@@ -23,6 +23,8 @@ from typing import Sequence
 
 import torch
 
+from .fourier import rfft_shape
+
 __all__ = [
     "missing_wedge_mask",
     "missing_band_mask",
@@ -213,7 +215,7 @@ def missing_wedge_mask(
     if len(shape) == 1:
         frac = (hi - lo) / 180.0
         return missing_band_mask(shape[0], (1e-12, 0.5 * (1.0 - frac)), rfft=rfft, device=device) if frac < 1 else torch.ones(
-            shape[0] // 2 + 1 if rfft else shape[0], dtype=torch.bool, device=device)
+            rfft_shape(shape) if rfft else shape, dtype=torch.bool, device=device)
     # Build on the full grid, symmetrise, then cut to the half grid.
     grids = fourier_grid(shape, rfft=False, device=device)
     kz, kx = grids[0], grids[-1]
@@ -221,7 +223,7 @@ def missing_wedge_mask(
     full = full.expand(shape)
     full = full & _mirror_full(full)
     if rfft:
-        full = full[..., : shape[-1] // 2 + 1]
+        full = full[..., : rfft_shape(shape)[-1]]
     return full.contiguous()
 
 
@@ -259,7 +261,7 @@ def apply_missing_wedge(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if x.ndim < nd:
         raise ValueError(f"x has {x.ndim} dims but the mask is {nd}-dimensional")
     spatial = tuple(x.shape[-nd:])
-    half = spatial[:-1] + (spatial[-1] // 2 + 1,)
+    half = rfft_shape(spatial)
     if tuple(mask.shape) != half:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match the half grid {half} of x's shape {spatial}")
     dims = tuple(range(-nd, 0))
