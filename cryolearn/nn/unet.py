@@ -15,31 +15,12 @@ import math
 import torch
 from torch import nn
 
+from .layers import CONV, as_channels, check_ndim, make_activation
+
 __all__ = ["UNet", "MLP", "count_parameters"]
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
-_ACTIVATIONS = {"silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
-
-
-def _check_ndim(ndim: int) -> int:
-    if ndim not in (2, 3):
-        raise ValueError(f"ndim must be 2 (images (z, x)) or 3 (volumes (z, y, x)), got {ndim!r}")
-    return ndim
-
-
-def _activation(name: str) -> nn.Module:
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
-    return _ACTIVATIONS[name]()
-
-
-def _as_channels(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """``(..., *box)`` -> ``(N, 1, *box)`` with the leading dims flattened."""
-    if x.ndim < ndim:
-        raise ValueError(f"expected a tensor of shape (..., {'D, H, W' if ndim == 3 else 'D, W'}), got {tuple(x.shape)}")
-    return x.reshape(math.prod(x.shape[: x.ndim - ndim]), 1, *x.shape[x.ndim - ndim :])
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -120,14 +101,14 @@ class UNet(nn.Module):
         activation: str = "silu",
     ) -> None:
         super().__init__()
-        self.ndim = _check_ndim(ndim)
+        self.ndim = check_ndim(ndim)
         if int(depth) != depth or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
         if int(base_channels) != base_channels or base_channels < 1:
             raise ValueError(f"base_channels must be a positive integer, got {base_channels!r}")
         self.depth = int(depth)
         self.required_multiple = 2**self.depth
-        conv, widths = _CONV[ndim], [int(base_channels) * 2**level for level in range(self.depth + 1)]
+        conv, widths = CONV[ndim], [int(base_channels) * 2**level for level in range(self.depth + 1)]
 
         def block(c_in: int, c_out: int) -> nn.Sequential:
             layers = []
@@ -135,7 +116,7 @@ class UNet(nn.Module):
                 layers += [
                     conv(c, c_out, 3, padding=1),
                     nn.GroupNorm(math.gcd(4, c_out), c_out) if norm else nn.Identity(),
-                    _activation(activation),
+                    make_activation(activation),
                 ]
             return nn.Sequential(*layers)
 
@@ -167,7 +148,7 @@ class UNet(nn.Module):
             If ``y`` has fewer than ``ndim`` dimensions or a box side is not
             a multiple of :attr:`required_multiple`.
         """
-        h = _as_channels(y, self.ndim)  # (N, 1, *box)
+        h = as_channels(y, self.ndim)  # (N, 1, *box)
         box = tuple(h.shape[2:])
         if any(n % self.required_multiple for n in box):
             raise ValueError(
@@ -233,7 +214,7 @@ class MLP(nn.Module):
         sizes = [d_in] + [hidden] * layers
         mods: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            mods += [nn.Linear(a, b), _activation(activation)]
+            mods += [nn.Linear(a, b), make_activation(activation)]
         self.body = nn.Sequential(*mods)
         self.out = nn.Linear(hidden, d_out)
         if self.residual:
