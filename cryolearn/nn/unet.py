@@ -3,7 +3,7 @@
 :class:`UNet` is the shared reconstructor of the four methods: a small 2D or
 3D U-Net with a residual output, ``G(y) = y + f(y)``, whose last layer starts
 at zero so that ``G(y) = y`` at initialisation (the no-restoration baseline).
-:class:`MLP` plays the same role (and the critic's) on the 1D/2D point toys.
+:class:`~cryolearn.nn.mlp.MLP` plays the same role on the 1D/2D point toys.
 Volumes carry no channel dimension: a network maps ``(..., D, H, W)`` to
 ``(..., D, H, W)`` and adds or removes the channel itself.
 """
@@ -17,7 +17,7 @@ from torch import nn
 
 from .layers import CONV, as_channels, check_ndim, make_activation
 
-__all__ = ["UNet", "MLP", "count_parameters"]
+__all__ = ["UNet", "count_parameters"]
 
 _CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
@@ -162,77 +162,3 @@ class UNet(nn.Module):
         for level in reversed(range(self.depth)):
             h = self.decoders[level](torch.cat([skips[level], self.ups[level](h)], dim=1))
         return y + self.out(h).reshape(y.shape)
-
-
-class MLP(nn.Module):
-    """Multilayer perceptron for the 1D/2D point toys, ``(..., d_in) -> (..., d_out)``.
-
-    Parameters
-    ----------
-    d_in : int
-        Input dimension.
-    d_out : int, optional
-        Output dimension; default ``d_in``. Use 1 for a critic or potential
-        (the output keeps its last axis of size 1).
-    hidden : int
-        Width of the hidden layers.
-    layers : int
-        Number of hidden layers (``>= 1``).
-    residual : bool
-        Return ``z + f(z)`` with the last layer zero-initialised, the
-        identity at initialisation (the reconstructor's convention, see
-        :class:`UNet`); needs ``d_out == d_in``.
-    activation : {"silu", "leaky_relu"}
-
-    Raises
-    ------
-    ValueError
-        If a size is not positive, or ``residual`` with ``d_out != d_in``.
-
-    Notes
-    -----
-    Source: SPEC section 2 (the toys of the book's early chapters use the
-    same methods with points in place of volumes).
-    """
-
-    def __init__(
-        self,
-        d_in: int,
-        d_out: int | None = None,
-        hidden: int = 64,
-        layers: int = 2,
-        residual: bool = False,
-        activation: str = "silu",
-    ) -> None:
-        super().__init__()
-        d_out = d_in if d_out is None else d_out
-        if min(d_in, d_out, hidden, layers) < 1:
-            raise ValueError(f"d_in, d_out, hidden and layers must be positive, got {d_in}, {d_out}, {hidden}, {layers}")
-        if residual and d_out != d_in:
-            raise ValueError(f"residual=True needs d_out == d_in, got d_in={d_in}, d_out={d_out}")
-        self.residual = bool(residual)
-        sizes = [d_in] + [hidden] * layers
-        mods: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            mods += [nn.Linear(a, b), make_activation(activation)]
-        self.body = nn.Sequential(*mods)
-        self.out = nn.Linear(hidden, d_out)
-        if self.residual:
-            nn.init.zeros_(self.out.weight)
-            nn.init.zeros_(self.out.bias)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Apply the network.
-
-        Parameters
-        ----------
-        z : torch.Tensor
-            ``(..., d_in)`` points.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(..., d_out)``.
-        """
-        f = self.out(self.body(z))
-        return z + f if self.residual else f
