@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .data.mrc import _moments, normalize
+from .data.mrc import moments, normalize
 
 __all__ = ["tile_starts", "blend_window", "restore_tiled"]
 
@@ -209,7 +209,7 @@ def restore_tiled(
         iz, iy, ix = (batch[:, a, None] + r for a in range(3))  # (B, box) each
         idx = (iz[:, :, None, None], iy[:, None, :, None], ix[:, None, None, :])
         tiles = volume[idx]  # (B, box, box, box)
-        m, s, _ = _moments(tiles, 3)
+        m, s, _ = moments(tiles, 3)
         m, s = m.view(-1, 1, 1, 1), s.view(-1, 1, 1, 1)
         out = fn(normalize(tiles, constant="zero"))
         _check_output(out, tiles.shape, sums.keys() if sums else None)

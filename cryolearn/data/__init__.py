@@ -1,7 +1,7 @@
 """Data: MRC files, real-structure maps and simulated data sets (SPEC sections 1, 4 and 6).
 
 - :mod:`~cryolearn.data.mrc`: :func:`read_mrc`, :func:`write_mrc` (atomic),
-  :func:`normalize`, :func:`read_subtomograms`.
+  :func:`normalize` (with the statistics of :func:`moments`), :func:`read_subtomograms`.
 - :mod:`~cryolearn.data.structures`: :func:`density_from_model` (atomic model
   to map with gemmi), :func:`fourier_crop`, :func:`load_structure_maps` and
   :func:`verify_manifest` for the maps committed under ``data/``.
@@ -12,7 +12,7 @@
 """
 
 from .datasets import SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
-from .mrc import normalize, read_mrc, read_subtomograms, write_mrc
+from .mrc import moments, normalize, read_mrc, read_subtomograms, write_mrc
 from .structures import (
     StructureMaps,
     data_root,
@@ -30,6 +30,7 @@ __all__ = [
     "density_from_model",
     "fourier_crop",
     "load_structure_maps",
+    "moments",
     "normalize",
     "random_blobs_2d",
     "read_mrc",
