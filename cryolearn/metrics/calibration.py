@@ -103,10 +103,8 @@ def calibration_gaussian(
         (same unit as the voxels), non-negative.
     x : torch.Tensor
         Ground truth ``(..., D, H, W)``.
-    levels : sequence of float
-        Interval probabilities in (0, 1); default ``(0.5, 0.9)``.
-    ndim : int
-        Number of spatial axes (1, 2 or 3).
+    levels, ndim
+        As in :func:`calibration_from_samples`.
 
     Returns
     -------

@@ -19,21 +19,9 @@ __all__ = ["check_ndim", "resolve_ndim", "real_pair", "check_mask"]
 
 
 def check_ndim(ndim: int) -> int:
-    """Validate a number of spatial axes for the scores (1, 2 or 3).
+    """Validate a number of spatial axes for the scores: 1 (signals), 2 (images) or 3 (volumes).
 
-    Parameters
-    ----------
-    ndim : int
-
-    Returns
-    -------
-    int
-        ``ndim``.
-
-    Raises
-    ------
-    ValueError
-        If ``ndim`` is not 1, 2 or 3.
+    Returns ``ndim``; raises ``ValueError`` for any other value.
     """
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim (the number of spatial axes) must be 1, 2 or 3, got {ndim}")

@@ -78,7 +78,7 @@ def normalized_cross_correlation(a: torch.Tensor, b: torch.Tensor, ndim: int = 3
     Raises
     ------
     ValueError
-        If the inputs are not real or their shapes do not match.
+        As :func:`psnr`.
 
     Notes
     -----
@@ -172,8 +172,8 @@ def relative_wedge_error(
     Raises
     ------
     ValueError
-        If the inputs are not real, their shapes do not match, or the mask is
-        not a bool half-grid mask.
+        As :func:`rmse` (non-real inputs, mismatched shapes, a mask that is
+        not the bool half grid).
 
     Notes
     -----

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from .layers import CONV, as_channels, check_ndim, make_activation
+from .layers import CONV, as_channels, check_count, check_ndim, make_activation
 
 __all__ = ["Critic", "PotentialNet"]
 
@@ -72,10 +72,8 @@ class Critic(nn.Module):
     ) -> None:
         super().__init__()
         self.ndim = check_ndim(ndim)
-        if int(base_channels) != base_channels or base_channels < 1:
-            raise ValueError(f"base_channels must be a positive integer, got {base_channels!r}")
-        if int(depth) != depth or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+        base_channels = check_count(base_channels, "base_channels")
+        depth = check_count(depth, "depth", minimum=0)
         sn = parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         conv, c = CONV[ndim], int(base_channels)
         layers = [sn(conv(1, c, 3, padding=1)), make_activation(activation)]

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["CONV", "ACTIVATIONS", "check_ndim", "make_activation", "as_channels"]
+__all__ = ["CONV", "ACTIVATIONS", "check_ndim", "check_count", "make_activation", "as_channels", "zero_init_"]
 
 #: ``{2: nn.Conv2d, 3: nn.Conv3d}``: the convolution for images ``(z, x)`` and volumes ``(z, y, x)``.
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -39,7 +39,7 @@ def check_ndim(ndim: int) -> int:
     Raises
     ------
     ValueError
-        If ``ndim`` is neither 2 nor 3.
+        If ``ndim`` is neither 2 nor 3 (the message says which axes each means).
 
     Notes
     -----
@@ -48,6 +48,53 @@ def check_ndim(ndim: int) -> int:
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 (images (z, x)) or 3 (volumes (z, y, x)), got {ndim!r}")
     return ndim
+
+
+def check_count(value: int, name: str, minimum: int = 1) -> int:
+    """Validate an integer size (channels, depth) of a network.
+
+    Parameters
+    ----------
+    value : int
+        The size; an integral float such as ``8.0`` is accepted.
+    name : str
+        The argument's name, for the message.
+    minimum : int
+        0 or 1: the smallest valid value.
+
+    Returns
+    -------
+    int
+        ``int(value)``.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not integral or below ``minimum`` ("a positive
+        integer" for ``minimum=1``, "a non-negative integer" for 0).
+    """
+    if int(value) != value or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    return int(value)
+
+
+def zero_init_(layer: nn.Module) -> nn.Module:
+    """Set a layer's weight and bias to zero, in place: a residual network then starts as the identity.
+
+    Parameters
+    ----------
+    layer : torch.nn.Module
+        A layer with ``weight`` and ``bias`` (``nn.Linear``, ``nn.Conv3d``, ...).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``layer``.
+    """
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 def make_activation(name: str) -> nn.Module:

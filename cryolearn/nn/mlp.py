@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import make_activation
+from .layers import make_activation, zero_init_
 
 __all__ = ["MLP"]
 
@@ -69,10 +69,7 @@ class MLP(nn.Module):
         for a, b in zip(sizes[:-1], sizes[1:]):
             mods += [nn.Linear(a, b), make_activation(activation)]
         self.body = nn.Sequential(*mods)
-        self.out = nn.Linear(hidden, d_out)
-        if self.residual:
-            nn.init.zeros_(self.out.weight)
-            nn.init.zeros_(self.out.bias)
+        self.out = zero_init_(nn.Linear(hidden, d_out)) if self.residual else nn.Linear(hidden, d_out)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Apply the network.

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import CONV, as_channels, check_ndim, make_activation
+from .layers import CONV, as_channels, check_count, check_ndim, make_activation, zero_init_
 
 __all__ = ["UNet", "count_parameters"]
 
@@ -102,11 +102,8 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         self.ndim = check_ndim(ndim)
-        if int(depth) != depth or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-        if int(base_channels) != base_channels or base_channels < 1:
-            raise ValueError(f"base_channels must be a positive integer, got {base_channels!r}")
-        self.depth = int(depth)
+        self.depth = check_count(depth, "depth", minimum=0)
+        base_channels = check_count(base_channels, "base_channels")
         self.required_multiple = 2**self.depth
         conv, widths = CONV[ndim], [int(base_channels) * 2**level for level in range(self.depth + 1)]
 
@@ -124,9 +121,7 @@ class UNet(nn.Module):
         self.pool = _POOL[ndim](2)
         self.ups = nn.ModuleList(_CONV_T[ndim](widths[lv + 1], widths[lv], 2, stride=2) for lv in range(self.depth))
         self.decoders = nn.ModuleList(block(2 * widths[lv], widths[lv]) for lv in range(self.depth))
-        self.out = conv(widths[0], 1, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_init_(conv(widths[0], 1, 1))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x_hat = y + f(y)``.

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from cryolearn.nn.layers import CONV, as_channels, check_ndim, make_activation
+from cryolearn.nn.layers import CONV, as_channels, check_count, check_ndim, make_activation, zero_init_
 
 
 def test_check_ndim_accepts_2_and_3_only():
@@ -31,3 +31,14 @@ def test_as_channels_flattens_the_batch():
     assert as_channels(x[0, 0], 2).shape == (4, 1, 5, 6)
     with pytest.raises(ValueError, match="D, H, W"):
         as_channels(torch.zeros(4, 4), 3)
+
+
+def test_check_count_and_zero_init():
+    assert check_count(8.0, "base_channels") == 8 and check_count(0, "depth", minimum=0) == 0
+    with pytest.raises(ValueError, match="base_channels must be a positive integer, got 0"):
+        check_count(0, "base_channels")
+    with pytest.raises(ValueError, match="depth must be a non-negative integer, got 1.5"):
+        check_count(1.5, "depth", minimum=0)
+    lin = nn.Linear(3, 2)
+    assert zero_init_(lin) is lin
+    assert torch.count_nonzero(lin.weight) == 0 and torch.count_nonzero(lin.bias) == 0
