@@ -155,7 +155,7 @@ def normalize(volume: torch.Tensor, ndim: int = 3, constant: str = "raise") -> t
         What to do with a constant volume (zero standard deviation up to
         rounding): raise a ValueError (default), or return it as exactly zero
         (its mean removed, nothing to scale), as tiles of a whole tomogram
-        need (:func:`cryolearn.tiling.restore_tiled`).
+        need (:func:`cryolearn.inference.restore_tiled`).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Restoring a whole tomogram with a method trained on cubic boxes (SPEC sections 1 and 4).
+"""Whole tomograms in tiles: restoring a tomogram of any size with a method trained on cubic boxes.
 
 The methods restore subtomograms of one box size. A tomogram ``(D, H, W)`` of
 any size (each side at least the box) is cut into overlapping cubic tiles
@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .data.mrc import moments, normalize
+from ..data.mrc import moments, normalize
 
 __all__ = ["tile_starts", "blend_window", "restore_tiled"]
 
