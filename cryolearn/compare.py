@@ -6,7 +6,7 @@ that says whether the wedge was restored), the FSC 0.143 crossings overall
 and inside the wedge, PSNR, NCC, the calibration of the central 50% and 90%
 intervals, the mean posterior spread inside and outside the wedge, and the
 costs (training time, reconstruction time per subtomogram, peak memory,
-measured with :func:`cryolearn.timing.measure`). Every score comes from
+measured with :func:`cryolearn.experiments.measure`). Every score comes from
 :mod:`cryolearn.metrics`. Book chapter: "Side by side: the four methods
 measured".
 """
@@ -30,7 +30,7 @@ from .metrics import (
     relative_wedge_error,
 )
 from .physics import check_tilt_range, quarter_turns_xz, rfft_shape
-from .timing import Measurement, format_bytes, measure
+from .experiments.timing import Measurement, format_bytes, measure
 
 __all__ = ["COLUMNS", "ComparisonTable", "compare", "make_methods", "train"]
 
@@ -291,7 +291,7 @@ def train(methods: Mapping[str, Method], observations: torch.Tensor, n_steps: in
     Returns
     -------
     dict of str to Measurement
-        Per method, :func:`cryolearn.timing.measure` of the training (the
+        Per method, :func:`cryolearn.experiments.measure` of the training (the
         ``result`` is the trained method).
 
     Notes
@@ -402,7 +402,7 @@ def compare(
     coverage is the fraction of voxels it gets exactly right (0 in practice)
     and its spread is 0, which keeps every column finite. Reconstruction
     time is the wall time of ``reconstruct`` on the whole test set divided
-    by ``N``; peak memory as :func:`cryolearn.timing.measure`. Source: SPEC
+    by ``N``; peak memory as :func:`cryolearn.experiments.measure`. Source: SPEC
     sections 3 and 6; issue 6.
     """
     nd = mask.ndim
