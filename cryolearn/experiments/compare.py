@@ -1,4 +1,4 @@
-"""The four methods and the no-restoration baseline measured side by side (SPEC sections 3 and 6).
+"""The four methods and the no-restoration baseline measured side by side.
 
 One row per (method or ``"baseline"``, dimension, box, tilt range, SNR) on
 held-out data: the relative error inside the missing wedge (SPEC section 6, the number
@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .methods import Method, PosteriorMethod, Reconstruction, available_methods, estimate_beta, get_method
-from .metrics import (
+from ..methods import Method, PosteriorMethod, Reconstruction, available_methods, estimate_beta, get_method
+from ..metrics import (
     FSCResult,
     calibration_from_samples,
     fourier_shell_correlation,
@@ -29,8 +29,8 @@ from .metrics import (
     psnr,
     relative_wedge_error,
 )
-from .physics import check_tilt_range, quarter_turns_xz, rfft_shape
-from .experiments.timing import Measurement, format_bytes, measure
+from ..physics import check_tilt_range, quarter_turns_xz, rfft_shape
+from .timing import Measurement, format_bytes, measure
 
 __all__ = ["COLUMNS", "ComparisonTable", "compare", "make_methods", "train"]
 
