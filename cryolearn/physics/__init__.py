@@ -20,7 +20,6 @@ from .missing_wedge import (
 from .rotations import (
     cube_rotations,
     quarter_turns_xz,
-    quaternion_to_matrix,
     random_cube_indices,
     random_so3,
     rotate_cube,
@@ -41,7 +40,6 @@ __all__ = [
     "noise_sigma",
     "ortho_rfftn",
     "quarter_turns_xz",
-    "quaternion_to_matrix",
     "random_cube_indices",
     "random_so3",
     "rfft_shape",
