@@ -16,8 +16,7 @@ from typing import Sequence
 
 import torch
 
-from ..physics import fourier_grid
-from ..physics.fourier import hermitian_weights, ortho_rfftn
+from ..physics.fourier import fourier_grid, hermitian_weights, ortho_rfftn
 from .checks import check_mask, real_pair, resolve_ndim
 
 __all__ = ["FSCResult", "FSCCrossing", "fourier_shell_correlation", "fsc_crossings"]

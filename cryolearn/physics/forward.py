@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .fourier import rfft_shape
-from .missing_wedge import apply_missing_wedge, fourier_grid
+from .fourier import fourier_grid, rfft_shape
+from .missing_wedge import apply_missing_wedge
 from .rotations import rotate_cube
 
 __all__ = ["noise_sigma", "estimate_sigma", "add_noise", "simulate_observation", "rotation_proxy"]

@@ -1,4 +1,4 @@
-"""Fourier-grid helpers: the ``rfftn`` half grid, its Hermitian weights, the orthonormal transform.
+"""Fourier-grid helpers: the ``rfftn`` half grid, its frequencies, its Hermitian weights, the orthonormal transform.
 
 Every Fourier quantity in cryolearn lives on the ``torch.fft.rfftn`` half grid
 with orthonormal transforms (``norm="ortho"``): a real volume of spatial shape
@@ -26,7 +26,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["rfft_shape", "hermitian_weights", "half_grid_sum", "ortho_rfftn"]
+__all__ = ["rfft_shape", "fourier_grid", "hermitian_weights", "half_grid_sum", "ortho_rfftn"]
 
 
 def rfft_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -57,6 +57,50 @@ def rfft_shape(shape: Sequence[int]) -> tuple[int, ...]:
     if not shape:
         raise ValueError("rfft_shape needs at least one axis")
     return shape[:-1] + (shape[-1] // 2 + 1,)
+
+
+def fourier_grid(
+    shape: Sequence[int],
+    rfft: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> list[torch.Tensor]:
+    """Frequencies of each axis of a (half) Fourier grid, in cycles per voxel.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Real-space shape ``(W,)``, ``(D, W)`` or ``(D, H, W)``.
+    rfft : bool
+        If True, the last axis holds the ``W // 2 + 1`` non-negative
+        frequencies of ``torch.fft.rfftn``; otherwise the full ``fftfreq``.
+    device : torch.device or str, optional
+    dtype : torch.dtype
+
+    Returns
+    -------
+    list of torch.Tensor
+        One tensor per axis, broadcastable against each other to the grid
+        shape (``(D, 1, 1)``, ``(1, H, 1)``, ``(1, 1, W//2+1)`` in 3D), with
+        values in ``[-0.5, 0.5]``.
+
+    Notes
+    -----
+    ``torch.fft.fftfreq`` on every axis (``rfftfreq`` on the last one with
+    ``rfft=True``), in the layout of teamtomo's ``fftfreq_grid``.
+    Source: book chapter 1.
+    """
+    n = len(shape)
+    out = []
+    for i, s in enumerate(shape):
+        if i == n - 1 and rfft:
+            f = torch.fft.rfftfreq(s, device=device, dtype=dtype)
+        else:
+            f = torch.fft.fftfreq(s, device=device, dtype=dtype)
+        view = [1] * n
+        view[i] = -1
+        out.append(f.view(view))
+    return out
 
 
 def hermitian_weights(

@@ -23,14 +23,13 @@ from typing import Sequence
 
 import torch
 
-from .fourier import rfft_shape
+from .fourier import fourier_grid, rfft_shape
 
 __all__ = [
     "missing_wedge_mask",
     "missing_band_mask",
     "apply_missing_wedge",
     "check_tilt_range",
-    "fourier_grid",
 ]
 
 
@@ -63,44 +62,6 @@ def check_tilt_range(tilt_range: Sequence[float]) -> tuple[float, float]:
     if lo >= hi:
         raise ValueError(f"tilt range needs theta_min < theta_max, got [{lo}, {hi}]")
     return lo, hi
-
-
-def fourier_grid(
-    shape: Sequence[int],
-    rfft: bool = True,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> list[torch.Tensor]:
-    """Frequencies of each axis of a (half) Fourier grid, in cycles per voxel.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Real-space shape ``(W,)``, ``(D, W)`` or ``(D, H, W)``.
-    rfft : bool
-        If True, the last axis holds the ``W // 2 + 1`` non-negative
-        frequencies of ``torch.fft.rfftn``; otherwise the full ``fftfreq``.
-    device : torch.device or str, optional
-    dtype : torch.dtype
-
-    Returns
-    -------
-    list of torch.Tensor
-        One tensor per axis, broadcastable against each other to the grid
-        shape (``(D, 1, 1)``, ``(1, H, 1)``, ``(1, 1, W//2+1)`` in 3D), with
-        values in ``[-0.5, 0.5]``.
-    """
-    n = len(shape)
-    out = []
-    for i, s in enumerate(shape):
-        if i == n - 1 and rfft:
-            f = torch.fft.rfftfreq(s, device=device, dtype=dtype)
-        else:
-            f = torch.fft.fftfreq(s, device=device, dtype=dtype)
-        view = [1] * n
-        view[i] = -1
-        out.append(f.view(view))
-    return out
 
 
 def _mirror_full(mask: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cryolearn.physics import half_grid_sum, hermitian_weights, missing_wedge_mask, ortho_rfftn, rfft_shape
+from cryolearn.physics import fourier_grid, half_grid_sum, hermitian_weights, missing_wedge_mask, ortho_rfftn, rfft_shape
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,13 @@ def test_weights_follow_like_and_default_to_float32():
     assert hermitian_weights((4, 4)).dtype == torch.float32
     like = torch.zeros(1, dtype=torch.float64)
     assert hermitian_weights((4, 4), like=like).dtype == torch.float64
+
+
+@pytest.mark.parametrize("shape", [(7,), (6, 5), (4, 6, 8)])
+def test_fourier_grid_is_fftfreq_per_axis_and_broadcasts_to_the_grid(shape):
+    for rfft in (True, False):
+        grids = fourier_grid(shape, rfft=rfft)
+        assert torch.broadcast_shapes(*(g.shape for g in grids)) == (rfft_shape(shape) if rfft else shape)
+        for i, (g, n) in enumerate(zip(grids, shape)):
+            ref = torch.fft.rfftfreq(n, dtype=torch.float64) if rfft and i == len(shape) - 1 else torch.fft.fftfreq(n, dtype=torch.float64)
+            torch.testing.assert_close(g.flatten(), ref)
