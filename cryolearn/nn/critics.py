@@ -45,8 +45,9 @@ class Critic(nn.Module):
         :func:`torch.nn.utils.parametrizations.spectral_norm` (Miyato et al.
         2018), bounding the Lipschitz constant of each layer's reshaped
         weight matrix by about 1.
-    activation : {"leaky_relu", "silu"}
-        Nonlinearity (leaky ReLU with slope 0.2, the GAN custom).
+    activation : {"leaky_relu", "silu"}, optional
+        Nonlinearity; default :attr:`default_activation` (``"leaky_relu"``,
+        slope 0.2, the GAN custom; ``"silu"`` for :class:`PotentialNet`).
 
     Raises
     ------
@@ -62,15 +63,19 @@ class Critic(nn.Module):
     module has been moved there.
     """
 
+    #: The activation used when ``activation`` is not given.
+    default_activation: str = "leaky_relu"
+
     def __init__(
         self,
         ndim: int = 3,
         base_channels: int = 8,
         depth: int = 3,
         spectral_norm: bool = False,
-        activation: str = "leaky_relu",
+        activation: str | None = None,
     ) -> None:
         super().__init__()
+        activation = self.default_activation if activation is None else activation
         self.ndim = check_ndim(ndim)
         base_channels = check_count(base_channels, "base_channels")
         depth = check_count(depth, "depth", minimum=0)
@@ -120,12 +125,4 @@ class PotentialNet(Critic):
     ``w(x) = mean_R phi_omega(M(R x))``.
     """
 
-    def __init__(
-        self,
-        ndim: int = 3,
-        base_channels: int = 8,
-        depth: int = 3,
-        spectral_norm: bool = False,
-        activation: str = "silu",
-    ) -> None:
-        super().__init__(ndim, base_channels, depth, spectral_norm, activation)
+    default_activation = "silu"
