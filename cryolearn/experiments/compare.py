@@ -1,7 +1,7 @@
 """The four methods and the no-restoration baseline measured side by side.
 
 One row per (method or ``"baseline"``, dimension, box, tilt range, SNR) on
-held-out data: the relative error inside the missing wedge (SPEC section 6, the number
+held-out data: the relative error inside the missing wedge (the number
 that says whether the wedge was restored), the FSC 0.143 crossings overall
 and inside the wedge, PSNR, NCC, the calibration of the central 50% and 90%
 intervals, the mean posterior spread inside and outside the wedge, and the

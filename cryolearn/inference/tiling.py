@@ -3,7 +3,7 @@
 The methods restore subtomograms of one box size. A tomogram ``(D, H, W)`` of
 any size (each side at least the box) is cut into overlapping cubic tiles
 (:func:`tile_starts`), each tile is normalised exactly like a training
-subtomogram (:func:`cryolearn.data.normalize`, SPEC section 4), restored in
+subtomogram (:func:`cryolearn.data.normalize`), restored in
 batches, brought back to the tomogram's units and blended with a smooth
 window (:func:`blend_window`) so that tile borders leave no seams.
 """
