@@ -13,7 +13,7 @@ on CUDA when present, prints markdown tables of
   and settings);
 - SGLD steps per second on the Boltzmann posterior of CryoWGEN for K = 8
   chains x B = 2 observations (one step updates all K x B chains);
-- the peak memory of each of these (:func:`cryolearn.timing.measure`: CUDA
+- the peak memory of each of these (:func:`cryolearn.experiments.measure`: CUDA
   memory allocated by PyTorch, or growth of the resident set on the CPU);
 - the cost per voxel relative to the smallest box (1.00: the cost grows like
   the voxel count; an FFT's ``log N`` factor alone gives about 1.3 at 96^3
@@ -42,7 +42,7 @@ import cryolearn
 from cryolearn.methods import BoltzmannPosterior, get_method
 from cryolearn.physics import apply_missing_wedge, missing_wedge_mask
 from cryolearn.sampling import sgld
-from cryolearn.timing import format_bytes, measure
+from cryolearn.experiments import format_bytes, measure
 
 METHODS = {"cryogen1": "CryoGEN-I", "cryogen2": "CryoGEN-II", "cryowgen1": "CryoWGEN-I", "cryowgen2": "CryoWGEN-II"}
 BATCH, K, B, SGLD_STEPS, SIGMA, TILT = 4, 8, 2, 20, 0.5, (-60.0, 60.0)

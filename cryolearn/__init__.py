@@ -1,10 +1,16 @@
 """cryolearn: unsupervised restoration of cryo-electron tomograms.
 
-Subpackages: :mod:`cryolearn.physics` (missing wedge, rotations, forward
-model), :mod:`cryolearn.data` (structures, MRC files, simulated data sets),
-:mod:`cryolearn.metrics` (FSC and friends), :mod:`cryolearn.ot` (optimal
+Subpackages, in pipeline order: :mod:`cryolearn.physics` (Fourier-grid
+helpers, missing wedge, rotations, forward model), :mod:`cryolearn.data`
+(structures, MRC files, simulated data sets), :mod:`cryolearn.ot` (optimal
 transport), :mod:`cryolearn.sampling` (Langevin, SGLD, importance
-reweighting), :mod:`cryolearn.viz` (figures).
+reweighting), :mod:`cryolearn.nn` (networks), :mod:`cryolearn.methods` (the
+four methods), :mod:`cryolearn.inference` (whole tomograms in tiles),
+:mod:`cryolearn.metrics` (FSC, errors, calibration),
+:mod:`cryolearn.experiments` (side-by-side comparison, timing),
+:mod:`cryolearn.viz` (figures), :mod:`cryolearn.cli` (the ``cryolearn``
+command). :mod:`cryolearn.profile` stays at the top: the run profile and
+device that every chapter and command reads first (:func:`get_profile`).
 """
 
 from .profile import Profile, get_profile, pick_device

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .metrics import FSCResult
+from .physics import rfft_shape
 
 __all__ = ["orthoslices", "fourier_slices", "plot_fsc", "interactive"]
 
@@ -220,7 +221,7 @@ def fourier_slices(
         if v.dtype == bool:
             if rfft:
                 full_shape = tuple(shape) if shape is not None else (*v.shape[:2], 2 * (v.shape[2] - 1))
-                if len(full_shape) != 3 or v.shape != (*full_shape[:2], full_shape[2] // 2 + 1):
+                if len(full_shape) != 3 or v.shape != rfft_shape(full_shape):
                     raise ValueError(f"mask shape {v.shape} is not the half grid of shape {full_shape}")
                 v = _full_from_half(v, full_shape[2])
             img = np.fft.fftshift(v.astype(np.float64))

@@ -89,27 +89,41 @@ def test_plot_fsc_lines_and_units():
         viz.plot_fsc([results[0], fourier_shell_correlation(y, x)])
 
 
-def test_interactive_draws_once_and_survives_without_a_frontend(monkeypatch):
-    calls = []
-
-    def draw(scale, name):  # a blank figure: this test is about the control flow, not the drawing
+def _recording_draw(calls):
+    def draw(scale, name="a"):  # a blank figure: these tests are about the control flow, not the drawing
         calls.append((scale, name))
         return Figure(figsize=(1, 1))
 
+    return draw
+
+
+def test_interactive_draws_once_outside_ipython_and_checks_its_inputs():
+    calls = []
+    draw = _recording_draw(calls)
     fig = viz.interactive(draw, scale=[2.0, 3.0], name=["a", "b"])
     assert isinstance(fig, Figure) and calls == [(2.0, "a")]  # plain Python: static figure only
-    monkeypatch.setattr(viz, "_in_ipython", lambda: True)
-    calls.clear()
-    viz.interactive(draw, scale=[2.0, 3.0], name=["a", "b"])  # display + ipywidgets.interact, no frontend
-    assert calls[0] == (2.0, "a") and len(calls) == 2  # static figure, then the widget's first draw
-    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # ipywidgets missing: static figure only
-    calls.clear()
-    viz.interactive(draw, scale=[2.0], name=["a"])
-    assert calls == [(2.0, "a")]
     with pytest.raises(ValueError, match="without values"):
         viz.interactive(draw, scale=[], name=["a"])
     with pytest.raises(ValueError, match="Figure"):
         viz.interactive(lambda scale: None, scale=[1.0])
+
+
+def test_interactive_without_ipywidgets_shows_the_static_figure_only(monkeypatch):
+    pytest.importorskip("IPython")
+    calls = []
+    monkeypatch.setattr(viz, "_in_ipython", lambda: True)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # ipywidgets missing: static figure only
+    viz.interactive(_recording_draw(calls), scale=[2.0], name=["a"])
+    assert calls == [(2.0, "a")]
+
+
+def test_interactive_with_ipywidgets_survives_without_a_frontend(monkeypatch):
+    pytest.importorskip("IPython")
+    pytest.importorskip("ipywidgets")
+    calls = []
+    monkeypatch.setattr(viz, "_in_ipython", lambda: True)
+    viz.interactive(_recording_draw(calls), scale=[2.0, 3.0], name=["a", "b"])  # display + ipywidgets.interact
+    assert calls[0] == (2.0, "a") and len(calls) == 2  # static figure, then the widget's first draw
 
 
 def test_bad_inputs_raise():

@@ -12,7 +12,7 @@ the model was trained on) are normalised as in training and written as
 with the input's voxel size. With ``--tomogram`` each input is a whole
 tomogram: it is cut into overlapping cubic tiles of ``--box`` voxels (default:
 the model's box), each normalised, restored and blended back without seams
-(:func:`cryolearn.tiling.restore_tiled`) into ``<stem>_mean.mrc`` (and
+(:func:`cryolearn.inference.restore_tiled`) into ``<stem>_mean.mrc`` (and
 ``<stem>_std.mrc``). ``restored/reconstruct.yaml`` records the model's
 configuration, the inputs, the outputs, the version and the command line;
 for the samplers also ``beta`` (from the checkpoint, or ``--beta``) and, for
@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
     from .. import __version__, pick_device
     from ..data import read_mrc, read_subtomograms, write_mrc
     from ..methods import Reconstruction
-    from ..tiling import restore_tiled
+    from ..inference import restore_tiled
 
     start = time.perf_counter()
     model, out = Path(args.model), Path(args.out)

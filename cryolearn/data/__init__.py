@@ -1,8 +1,8 @@
 """Data: MRC files, real-structure maps and simulated data sets (SPEC sections 1, 4 and 6).
 
 - :mod:`~cryolearn.data.mrc`: :func:`read_mrc`, :func:`write_mrc` (atomic),
-  :func:`normalize`, :func:`read_subtomograms`, :func:`write_reconstruction`
-  (restored volumes, std maps and samples as MRC files).
+  :func:`normalize` (with the statistics of :func:`moments`), :func:`read_subtomograms`,
+  :func:`write_reconstruction` (restored volumes, std maps and samples as MRC files).
 - :mod:`~cryolearn.data.structures`: :func:`density_from_model` (atomic model
   to map with gemmi), :func:`fourier_crop`, :func:`load_structure_maps` and
   :func:`verify_manifest` for the maps committed under ``data/``.
@@ -19,7 +19,7 @@
 """
 
 from .datasets import MRCDataset, SubtomogramDataset, random_blobs_2d, simulate_subtomograms, split_by_structure
-from .mrc import normalize, read_mrc, read_subtomograms, write_mrc, write_reconstruction
+from .mrc import moments, normalize, read_mrc, read_subtomograms, write_mrc, write_reconstruction
 from .real import load_microtubules
 from .structures import (
     StructureMaps,
@@ -44,6 +44,7 @@ __all__ = [
     "fourier_crop",
     "load_microtubules",
     "load_structure_maps",
+    "moments",
     "normalize",
     "random_blobs_2d",
     "read_mrc",

@@ -20,7 +20,7 @@ import mrcfile
 import numpy as np
 import torch
 
-__all__ = ["read_mrc", "write_mrc", "write_reconstruction", "normalize", "read_subtomograms"]
+__all__ = ["read_mrc", "write_mrc", "write_reconstruction", "normalize", "moments", "read_subtomograms"]
 
 
 def _describe(path: str | os.PathLike) -> str:
@@ -101,13 +101,35 @@ def read_mrc(path: str | os.PathLike) -> tuple[torch.Tensor, float]:
     return torch.from_numpy(np.ascontiguousarray(data)), vx
 
 
-def _moments(volume: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def moments(volume: torch.Tensor, ndim: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-volume mean, population standard deviation and "is constant" flag.
 
-    ``volume`` is ``(..., D, H, W)`` (last ``ndim`` axes one volume); all three
-    results are ``(...)``. A volume is constant when its standard deviation is
-    at most ``1e-6`` times its largest absolute value (or it is all zeros).
-    This is the one definition of the statistics :func:`normalize` uses.
+    The one definition of the statistics :func:`normalize` uses (and the tiled
+    restoration of whole tomograms, which normalises tile by tile).
+
+    Parameters
+    ----------
+    volume : torch.Tensor
+        ``(..., D, H, W)``, floating point; the last ``ndim`` axes are one volume.
+    ndim : int
+        Number of spatial axes.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor, torch.Tensor)
+        ``mean``, ``std`` (population, in the voxel unit) and the bool
+        ``constant`` flag, each ``(...)``. A volume is constant when its
+        standard deviation is at most ``1e-6`` times its largest absolute
+        value (or it is all zeros).
+
+    Raises
+    ------
+    ValueError
+        If ``volume`` is not floating point or has fewer than ``ndim`` axes.
+
+    Notes
+    -----
+    Source: book chapter 1 (``book/01_missing_wedge.ipynb`` normalises the maps).
     """
     if volume.ndim < ndim or not volume.is_floating_point():
         raise ValueError(
@@ -133,7 +155,7 @@ def normalize(volume: torch.Tensor, ndim: int = 3, constant: str = "raise") -> t
         What to do with a constant volume (zero standard deviation up to
         rounding): raise a ValueError (default), or return it as exactly zero
         (its mean removed, nothing to scale), as tiles of a whole tomogram
-        need (:func:`cryolearn.tiling.restore_tiled`).
+        need (:func:`cryolearn.inference.restore_tiled`).
 
     Returns
     -------
@@ -155,7 +177,7 @@ def normalize(volume: torch.Tensor, ndim: int = 3, constant: str = "raise") -> t
     """
     if constant not in ("raise", "zero"):
         raise ValueError(f"constant must be 'raise' or 'zero', got {constant!r}")
-    mean, std, const = _moments(volume, ndim)
+    mean, std, const = moments(volume, ndim)
     if constant == "raise" and bool(const.any()):
         raise ValueError("cannot normalise a constant volume (zero standard deviation)")
     shape = (*mean.shape, *[1] * ndim)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..nn import UNet
-from ..physics import apply_missing_wedge
+from ..physics import apply_missing_wedge, rfft_shape
 from ..physics.forward import random_redegrade, redegrade_all
 from ..training import checkpoint as _ckpt
 from ..training import trainer as _trainer
@@ -235,7 +235,7 @@ class Method:
         return redegrade_all(x, self.mask, self.rotations)
 
     def _check_observations(self, y: torch.Tensor) -> torch.Tensor:
-        half = tuple(y.shape[-self.ndim : -1]) + (y.shape[-1] // 2 + 1,) if y.ndim >= self.ndim else None
+        half = rfft_shape(y.shape[-self.ndim :]) if y.ndim >= self.ndim else None
         if half != tuple(self.mask.shape):
             raise ValueError(f"observations of shape {tuple(y.shape)} do not match the mask's half grid {tuple(self.mask.shape)}")
         if not torch.isfinite(y).all():

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ..metrics import _half_weight
 from ..physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotate_cube, rotation_proxy
+from ..physics.fourier import hermitian_weights
 
 if TYPE_CHECKING:
     from .base import Method
@@ -138,7 +138,7 @@ def gaussian_posterior(
     mean_f = m * (prec * yf + b * xf) / (prec + b) + (1 - m) * xf
     mean = torch.fft.irfftn(mean_f, s=y.shape[-nd:], dim=dims, norm="ortho")
     var_f = (m * gamma / (prec + b) + (1 - m) * gamma / b) * torch.ones_like(m)
-    w = _half_weight(y.shape[-nd:], None, var_f)  # mean over the full grid from the half grid
+    w = hermitian_weights(y.shape[-nd:], None, var_f)  # mean over the full grid from the half grid
     voxel_var = (var_f * w).sum() / w.sum()
     std = torch.sqrt(voxel_var).expand(mean.shape)
     return GaussianPosterior(mean=mean, std=std, var_fourier=var_f)
@@ -495,7 +495,7 @@ def estimate_beta(
     resid = method.predict(y_proxy) - rotate_cube(x_bar, r, ndim=nd)
     dims = tuple(range(-nd, 0))
     power = torch.fft.rfftn(resid, dim=dims, norm="ortho").abs().pow(2).mean(0)  # (D, H, W//2+1)
-    wm = _half_weight(y.shape[-nd:], ~method.mask, power)  # full-grid weight of each missing coefficient
+    wm = hermitian_weights(y.shape[-nd:], ~method.mask, power)  # full-grid weight of each missing coefficient
     p_mean = (wm * power).sum() / wm.sum()
     if not per_shell:
         return BetaEstimate(beta=1.0 / p_mean.item())

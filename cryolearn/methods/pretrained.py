@@ -29,7 +29,7 @@ from ..metrics import normalized_cross_correlation, relative_wedge_error
 from ..physics import missing_wedge_mask, quarter_turns_xz
 from .base import Method, get_method
 
-__all__ = ["ReferenceSetup", "load_pretrained", "quarter_turns_xz", "reference_data", "score", "save_pretrained", "train_reference"]
+__all__ = ["ReferenceSetup", "load_pretrained", "reference_data", "score", "save_pretrained", "train_reference"]
 
 
 @dataclass

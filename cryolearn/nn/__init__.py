@@ -1,4 +1,7 @@
-"""Networks: the reconstructor ``G_theta`` and the scalar critics (SPEC section 2).
+"""Networks: the reconstructor ``G_theta`` and the scalar critics.
+
+Modules: :mod:`.unet` (the reconstructor), :mod:`.critics` (scalar networks
+on volumes), :mod:`.mlp` (the point toys), :mod:`.layers` (shared blocks).
 
 - :class:`UNet`: the shared 2D/3D reconstructor, residual, identity at initialisation.
 - :class:`Critic`: CryoGEN-I's observation-space discriminator ``D_psi``.
@@ -8,6 +11,7 @@
 """
 
 from .critics import Critic, PotentialNet
-from .unet import MLP, UNet, count_parameters
+from .mlp import MLP
+from .unet import UNet, count_parameters
 
 __all__ = ["UNet", "Critic", "PotentialNet", "MLP", "count_parameters"]

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+from torch.nn.utils import parametrizations
 
-from .unet import _CONV, _activation, _as_channels, _check_ndim
+from .layers import CONV, as_channels, check_count, check_ndim, make_activation
 
 __all__ = ["Critic", "PotentialNet"]
 
@@ -45,8 +45,9 @@ class Critic(nn.Module):
         :func:`torch.nn.utils.parametrizations.spectral_norm` (Miyato et al.
         2018), bounding the Lipschitz constant of each layer's reshaped
         weight matrix by about 1.
-    activation : {"leaky_relu", "silu"}
-        Nonlinearity (leaky ReLU with slope 0.2, the GAN custom).
+    activation : {"leaky_relu", "silu"}, optional
+        Nonlinearity; default :attr:`default_activation` (``"leaky_relu"``,
+        slope 0.2, the GAN custom; ``"silu"`` for :class:`PotentialNet`).
 
     Raises
     ------
@@ -62,25 +63,27 @@ class Critic(nn.Module):
     module has been moved there.
     """
 
+    #: The activation used when ``activation`` is not given.
+    default_activation: str = "leaky_relu"
+
     def __init__(
         self,
         ndim: int = 3,
         base_channels: int = 8,
         depth: int = 3,
         spectral_norm: bool = False,
-        activation: str = "leaky_relu",
+        activation: str | None = None,
     ) -> None:
         super().__init__()
-        self.ndim = _check_ndim(ndim)
-        if int(base_channels) != base_channels or base_channels < 1:
-            raise ValueError(f"base_channels must be a positive integer, got {base_channels!r}")
-        if int(depth) != depth or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-        sn = _spectral_norm if spectral_norm else (lambda m: m)
-        conv, c = _CONV[ndim], int(base_channels)
-        layers = [sn(conv(1, c, 3, padding=1)), _activation(activation)]
+        activation = self.default_activation if activation is None else activation
+        self.ndim = check_ndim(ndim)
+        base_channels = check_count(base_channels, "base_channels")
+        depth = check_count(depth, "depth", minimum=0)
+        sn = parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        conv, c = CONV[ndim], int(base_channels)
+        layers = [sn(conv(1, c, 3, padding=1)), make_activation(activation)]
         for level in range(int(depth)):
-            layers += [sn(conv(c * 2**level, c * 2 ** (level + 1), 3, stride=2, padding=1)), _activation(activation)]
+            layers += [sn(conv(c * 2**level, c * 2 ** (level + 1), 3, stride=2, padding=1)), make_activation(activation)]
         self.features = nn.Sequential(*layers)
         self.head = sn(nn.Linear(c * 2 ** int(depth), 1))
 
@@ -103,7 +106,7 @@ class Critic(nn.Module):
         ValueError
             If ``y`` has fewer than ``ndim`` dimensions.
         """
-        h = self.features(_as_channels(y, self.ndim))  # (N, C, *box')
+        h = self.features(as_channels(y, self.ndim))  # (N, C, *box')
         return self.head(h.flatten(2).mean(-1)).reshape(y.shape[: y.ndim - self.ndim])
 
 
@@ -122,12 +125,4 @@ class PotentialNet(Critic):
     ``w(x) = mean_R phi_omega(M(R x))``.
     """
 
-    def __init__(
-        self,
-        ndim: int = 3,
-        base_channels: int = 8,
-        depth: int = 3,
-        spectral_norm: bool = False,
-        activation: str = "silu",
-    ) -> None:
-        super().__init__(ndim, base_channels, depth, spectral_norm, activation)
+    default_activation = "silu"

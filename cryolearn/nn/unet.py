@@ -3,7 +3,7 @@
 :class:`UNet` is the shared reconstructor of the four methods: a small 2D or
 3D U-Net with a residual output, ``G(y) = y + f(y)``, whose last layer starts
 at zero so that ``G(y) = y`` at initialisation (the no-restoration baseline).
-:class:`MLP` plays the same role (and the critic's) on the 1D/2D point toys.
+:class:`~cryolearn.nn.mlp.MLP` plays the same role on the 1D/2D point toys.
 Volumes carry no channel dimension: a network maps ``(..., D, H, W)`` to
 ``(..., D, H, W)`` and adds or removes the channel itself.
 """
@@ -15,31 +15,12 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["UNet", "MLP", "count_parameters"]
+from .layers import CONV, as_channels, check_count, check_ndim, make_activation, zero_init_
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+__all__ = ["UNet", "count_parameters"]
+
 _CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
-_ACTIVATIONS = {"silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
-
-
-def _check_ndim(ndim: int) -> int:
-    if ndim not in (2, 3):
-        raise ValueError(f"ndim must be 2 (images (z, x)) or 3 (volumes (z, y, x)), got {ndim!r}")
-    return ndim
-
-
-def _activation(name: str) -> nn.Module:
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
-    return _ACTIVATIONS[name]()
-
-
-def _as_channels(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """``(..., *box)`` -> ``(N, 1, *box)`` with the leading dims flattened."""
-    if x.ndim < ndim:
-        raise ValueError(f"expected a tensor of shape (..., {'D, H, W' if ndim == 3 else 'D, W'}), got {tuple(x.shape)}")
-    return x.reshape(math.prod(x.shape[: x.ndim - ndim]), 1, *x.shape[x.ndim - ndim :])
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -120,14 +101,11 @@ class UNet(nn.Module):
         activation: str = "silu",
     ) -> None:
         super().__init__()
-        self.ndim = _check_ndim(ndim)
-        if int(depth) != depth or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-        if int(base_channels) != base_channels or base_channels < 1:
-            raise ValueError(f"base_channels must be a positive integer, got {base_channels!r}")
-        self.depth = int(depth)
+        self.ndim = check_ndim(ndim)
+        self.depth = check_count(depth, "depth", minimum=0)
+        base_channels = check_count(base_channels, "base_channels")
         self.required_multiple = 2**self.depth
-        conv, widths = _CONV[ndim], [int(base_channels) * 2**level for level in range(self.depth + 1)]
+        conv, widths = CONV[ndim], [int(base_channels) * 2**level for level in range(self.depth + 1)]
 
         def block(c_in: int, c_out: int) -> nn.Sequential:
             layers = []
@@ -135,7 +113,7 @@ class UNet(nn.Module):
                 layers += [
                     conv(c, c_out, 3, padding=1),
                     nn.GroupNorm(math.gcd(4, c_out), c_out) if norm else nn.Identity(),
-                    _activation(activation),
+                    make_activation(activation),
                 ]
             return nn.Sequential(*layers)
 
@@ -143,9 +121,7 @@ class UNet(nn.Module):
         self.pool = _POOL[ndim](2)
         self.ups = nn.ModuleList(_CONV_T[ndim](widths[lv + 1], widths[lv], 2, stride=2) for lv in range(self.depth))
         self.decoders = nn.ModuleList(block(2 * widths[lv], widths[lv]) for lv in range(self.depth))
-        self.out = conv(widths[0], 1, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_init_(conv(widths[0], 1, 1))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x_hat = y + f(y)``.
@@ -167,7 +143,7 @@ class UNet(nn.Module):
             If ``y`` has fewer than ``ndim`` dimensions or a box side is not
             a multiple of :attr:`required_multiple`.
         """
-        h = _as_channels(y, self.ndim)  # (N, 1, *box)
+        h = as_channels(y, self.ndim)  # (N, 1, *box)
         box = tuple(h.shape[2:])
         if any(n % self.required_multiple for n in box):
             raise ValueError(
@@ -181,77 +157,3 @@ class UNet(nn.Module):
         for level in reversed(range(self.depth)):
             h = self.decoders[level](torch.cat([skips[level], self.ups[level](h)], dim=1))
         return y + self.out(h).reshape(y.shape)
-
-
-class MLP(nn.Module):
-    """Multilayer perceptron for the 1D/2D point toys, ``(..., d_in) -> (..., d_out)``.
-
-    Parameters
-    ----------
-    d_in : int
-        Input dimension.
-    d_out : int, optional
-        Output dimension; default ``d_in``. Use 1 for a critic or potential
-        (the output keeps its last axis of size 1).
-    hidden : int
-        Width of the hidden layers.
-    layers : int
-        Number of hidden layers (``>= 1``).
-    residual : bool
-        Return ``z + f(z)`` with the last layer zero-initialised, the
-        identity at initialisation (the reconstructor's convention, see
-        :class:`UNet`); needs ``d_out == d_in``.
-    activation : {"silu", "leaky_relu"}
-
-    Raises
-    ------
-    ValueError
-        If a size is not positive, or ``residual`` with ``d_out != d_in``.
-
-    Notes
-    -----
-    Source: SPEC section 2 (the toys of the book's early chapters use the
-    same methods with points in place of volumes).
-    """
-
-    def __init__(
-        self,
-        d_in: int,
-        d_out: int | None = None,
-        hidden: int = 64,
-        layers: int = 2,
-        residual: bool = False,
-        activation: str = "silu",
-    ) -> None:
-        super().__init__()
-        d_out = d_in if d_out is None else d_out
-        if min(d_in, d_out, hidden, layers) < 1:
-            raise ValueError(f"d_in, d_out, hidden and layers must be positive, got {d_in}, {d_out}, {hidden}, {layers}")
-        if residual and d_out != d_in:
-            raise ValueError(f"residual=True needs d_out == d_in, got d_in={d_in}, d_out={d_out}")
-        self.residual = bool(residual)
-        sizes = [d_in] + [hidden] * layers
-        mods: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            mods += [nn.Linear(a, b), _activation(activation)]
-        self.body = nn.Sequential(*mods)
-        self.out = nn.Linear(hidden, d_out)
-        if self.residual:
-            nn.init.zeros_(self.out.weight)
-            nn.init.zeros_(self.out.bias)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Apply the network.
-
-        Parameters
-        ----------
-        z : torch.Tensor
-            ``(..., d_in)`` points.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(..., d_out)``.
-        """
-        f = self.out(self.body(z))
-        return z + f if self.residual else f

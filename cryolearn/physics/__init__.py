@@ -1,10 +1,19 @@
-"""Imaging physics: the missing wedge, rotations, the forward model and tilt series (SPEC section 1)."""
+"""Imaging physics: Fourier-grid helpers, the missing wedge, rotations and the forward model.
 
+- :mod:`.fourier`: the ``rfftn`` half grid (:func:`rfft_shape`), its frequencies (:func:`fourier_grid`), its Hermitian weights, the orthonormal transform.
+- :mod:`.missing_wedge`: masks and the operator ``M``.
+- :mod:`.rotations`: the cube group, random SO(3), resampling.
+- :mod:`.forward`: ``y = M(R x) + noise``, the rotation proxy and the noise level.
+- :mod:`.tilt_series`: projection, weighted back-projection, dose and CTF of tilt series.
+
+Source: book chapter 1 (``book/01_missing_wedge.ipynb``).
+"""
+
+from .fourier import fourier_grid, half_grid_sum, hermitian_weights, ortho_rfftn, rfft_shape
 from .forward import add_noise, estimate_sigma, noise_sigma, random_redegrade, redegrade_all, rotation_proxy, simulate_observation
 from .missing_wedge import (
     apply_missing_wedge,
     check_tilt_range,
-    fourier_grid,
     missing_band_mask,
     missing_wedge_mask,
 )
@@ -22,7 +31,6 @@ from .tilt_series import (
 from .rotations import (
     cube_rotations,
     quarter_turns_xz,
-    quaternion_to_matrix,
     random_cube_indices,
     random_so3,
     rotate_cube,
@@ -40,18 +48,21 @@ __all__ = [
     "cube_rotations",
     "estimate_sigma",
     "fourier_grid",
+    "half_grid_sum",
+    "hermitian_weights",
     "missing_band_mask",
     "missing_wedge_mask",
     "noise_sigma",
+    "ortho_rfftn",
     "phase_flip",
     "project",
     "quarter_turns_xz",
-    "quaternion_to_matrix",
     "ramp_filter",
     "random_cube_indices",
     "random_redegrade",
     "random_so3",
     "redegrade_all",
+    "rfft_shape",
     "rotate_cube",
     "rotate_volume",
     "rotation_proxy",

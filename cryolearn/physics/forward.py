@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .missing_wedge import apply_missing_wedge, fourier_grid
+from .fourier import fourier_grid, rfft_shape
+from .missing_wedge import apply_missing_wedge
 from .rotations import rotate_cube
 
 __all__ = ["noise_sigma", "estimate_sigma", "add_noise", "simulate_observation", "rotation_proxy", "random_redegrade", "redegrade_all"]
@@ -89,7 +90,7 @@ def estimate_sigma(y: torch.Tensor, mask: torch.Tensor, cutoff: float = 0.5) -> 
     """
     nd = mask.ndim
     shape = tuple(y.shape[-nd:])
-    if y.ndim < nd or shape[:-1] + (shape[-1] // 2 + 1,) != tuple(mask.shape):
+    if y.ndim < nd or rfft_shape(shape) != tuple(mask.shape):
         raise ValueError(f"observations of shape {tuple(y.shape)} do not match the mask's half grid {tuple(mask.shape)}")
     freqs = fourier_grid(shape, device=y.device, dtype=y.dtype)
     radius = torch.sqrt(sum(f**2 for f in freqs))

@@ -23,12 +23,13 @@ from typing import Sequence
 
 import torch
 
+from .fourier import fourier_grid, rfft_shape
+
 __all__ = [
     "missing_wedge_mask",
     "missing_band_mask",
     "apply_missing_wedge",
     "check_tilt_range",
-    "fourier_grid",
 ]
 
 
@@ -61,44 +62,6 @@ def check_tilt_range(tilt_range: Sequence[float]) -> tuple[float, float]:
     if lo >= hi:
         raise ValueError(f"tilt range needs theta_min < theta_max, got [{lo}, {hi}]")
     return lo, hi
-
-
-def fourier_grid(
-    shape: Sequence[int],
-    rfft: bool = True,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> list[torch.Tensor]:
-    """Frequencies of each axis of a (half) Fourier grid, in cycles per voxel.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Real-space shape ``(W,)``, ``(D, W)`` or ``(D, H, W)``.
-    rfft : bool
-        If True, the last axis holds the ``W // 2 + 1`` non-negative
-        frequencies of ``torch.fft.rfftn``; otherwise the full ``fftfreq``.
-    device : torch.device or str, optional
-    dtype : torch.dtype
-
-    Returns
-    -------
-    list of torch.Tensor
-        One tensor per axis, broadcastable against each other to the grid
-        shape (``(D, 1, 1)``, ``(1, H, 1)``, ``(1, 1, W//2+1)`` in 3D), with
-        values in ``[-0.5, 0.5]``.
-    """
-    n = len(shape)
-    out = []
-    for i, s in enumerate(shape):
-        if i == n - 1 and rfft:
-            f = torch.fft.rfftfreq(s, device=device, dtype=dtype)
-        else:
-            f = torch.fft.fftfreq(s, device=device, dtype=dtype)
-        view = [1] * n
-        view[i] = -1
-        out.append(f.view(view))
-    return out
 
 
 def _mirror_full(mask: torch.Tensor) -> torch.Tensor:
@@ -213,7 +176,7 @@ def missing_wedge_mask(
     if len(shape) == 1:
         frac = (hi - lo) / 180.0
         return missing_band_mask(shape[0], (1e-12, 0.5 * (1.0 - frac)), rfft=rfft, device=device) if frac < 1 else torch.ones(
-            shape[0] // 2 + 1 if rfft else shape[0], dtype=torch.bool, device=device)
+            rfft_shape(shape) if rfft else shape, dtype=torch.bool, device=device)
     # Build on the full grid, symmetrise, then cut to the half grid.
     grids = fourier_grid(shape, rfft=False, device=device)
     kz, kx = grids[0], grids[-1]
@@ -221,7 +184,7 @@ def missing_wedge_mask(
     full = full.expand(shape)
     full = full & _mirror_full(full)
     if rfft:
-        full = full[..., : shape[-1] // 2 + 1]
+        full = full[..., : rfft_shape(shape)[-1]]
     return full.contiguous()
 
 
@@ -259,7 +222,7 @@ def apply_missing_wedge(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if x.ndim < nd:
         raise ValueError(f"x has {x.ndim} dims but the mask is {nd}-dimensional")
     spatial = tuple(x.shape[-nd:])
-    half = spatial[:-1] + (spatial[-1] // 2 + 1,)
+    half = rfft_shape(spatial)
     if tuple(mask.shape) != half:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match the half grid {half} of x's shape {spatial}")
     dims = tuple(range(-nd, 0))

@@ -1,4 +1,4 @@
-"""Rotations of volumes about their centre (SPEC section 1, the rotation proxy).
+"""Rotations of volumes about their centre: the exact cube group and random SO(3).
 
 Two kinds:
 
@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.spatial.transform import Rotation
 
 __all__ = [
     "quarter_turns_xz",
@@ -195,36 +196,19 @@ def random_so3(
 
     Notes
     -----
-    Normalised Gaussian quaternions are uniform on the 3-sphere, which makes
-    their rotations Haar-distributed (Shoemake 1992); the same construction
-    as ``scipy.spatial.transform.Rotation.random``.
+    The construction of ``scipy.spatial.transform.Rotation.random``:
+    normalised Gaussian quaternions are uniform on the 3-sphere, which makes
+    their rotations Haar-distributed (Shoemake, "Uniform random rotations",
+    Graphics Gems III, 1992). The ``n x 4`` Gaussians come from the torch
+    ``generator`` (float64), so that one seed gives the same rotations on
+    every device, and scipy's ``Rotation.from_quat`` (scalar-last
+    quaternions, normalised there) turns them into matrices, read as acting
+    on the coordinates in the order the quaternion's vector part names them.
     """
     dev = generator.device if generator is not None else device
     q = torch.randn(n, 4, generator=generator, device=dev, dtype=torch.float64)
-    q = q / q.norm(dim=-1, keepdim=True)
-    return quaternion_to_matrix(q).to(dtype=dtype, device=device if device is not None else dev)
-
-
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices from unit quaternions in scalar-last order ``(a, b, c, w)``.
-
-    Parameters
-    ----------
-    q : torch.Tensor
-        ``(..., 4)`` unit quaternions, scalar last (scipy's convention).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(..., 3, 3)``; the matrix scipy's ``Rotation.from_quat(q).as_matrix()``
-        gives, read as acting on the coordinates in the order the quaternion's
-        vector part names them.
-    """
-    a, b, c, w = q.unbind(-1)
-    row0 = torch.stack([1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w)], -1)
-    row1 = torch.stack([2 * (a * b + c * w), 1 - 2 * (a * a + c * c), 2 * (b * c - a * w)], -1)
-    row2 = torch.stack([2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)], -1)
-    return torch.stack([row0, row1, row2], -2)
+    matrices = Rotation.from_quat(q.cpu().numpy()).as_matrix() if n > 0 else np.zeros((0, 3, 3))
+    return torch.from_numpy(matrices).to(dtype=dtype, device=device if device is not None else dev)
 
 
 def rotate_volume(x: torch.Tensor, rotation: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -9,7 +9,7 @@ import yaml
 from cryolearn.data import read_mrc, read_subtomograms, write_mrc
 from cryolearn.methods import get_method
 from cryolearn.physics import missing_wedge_mask
-from cryolearn.tiling import restore_tiled
+from cryolearn.inference import restore_tiled
 
 
 def _method(model, box=16):

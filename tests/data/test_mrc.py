@@ -200,3 +200,19 @@ def test_read_subtomograms_normalises_and_checks_consistency(tmp_path):
         read_subtomograms([])
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     assert os.path.isfile(paths[0])
+
+
+def test_moments_mean_population_std_and_constant_flag():
+    from cryolearn.data.mrc import moments
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(2, 3, 4, 5, 6, generator=g, dtype=torch.float64)
+    v[1, 2] = 7.0
+    mean, std, const = moments(v, 3)
+    assert mean.shape == std.shape == const.shape == (2, 3)
+    torch.testing.assert_close(mean, v.flatten(-3).mean(-1))
+    torch.testing.assert_close(std, torch.from_numpy(v.flatten(-3).numpy().std(-1)))
+    assert const[1, 2] and const.sum() == 1
+    assert moments(torch.zeros(4, 4, 4))[2]
+    with pytest.raises(ValueError, match="floating-point"):
+        moments(torch.zeros(4, 4, 4, dtype=torch.int64))

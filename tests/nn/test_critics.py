@@ -78,3 +78,11 @@ def test_bad_arguments_raise():
             Critic(**kwargs)
     with pytest.raises(ValueError, match="D, W"):
         Critic(ndim=2)(torch.randn(8))
+
+
+def test_default_activations():
+    from torch import nn
+
+    assert isinstance(Critic(ndim=2, base_channels=2).features[1], nn.LeakyReLU)
+    assert isinstance(PotentialNet(ndim=2, base_channels=2).features[1], nn.SiLU)
+    assert isinstance(PotentialNet(ndim=2, base_channels=2, activation="leaky_relu").features[1], nn.LeakyReLU)

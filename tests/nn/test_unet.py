@@ -1,9 +1,9 @@
-"""The reconstructor networks: UNet and MLP (SPEC section 2, first paragraph)."""
+"""The reconstructor network UNet (SPEC section 2, first paragraph)."""
 
 import pytest
 import torch
 
-from cryolearn.nn import MLP, UNet, count_parameters
+from cryolearn.nn import UNet, count_parameters
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -108,23 +108,3 @@ def test_bad_inputs_raise():
     for kwargs in [{"ndim": 1}, {"depth": -1}, {"base_channels": 0}, {"activation": "tanh"}]:
         with pytest.raises(ValueError):
             UNet(**kwargs)
-
-
-def test_mlp_shapes_residual_identity_and_gradients():
-    torch.manual_seed(3)
-    z = torch.randn(4, 5, 2)
-    assert MLP(2, 1)(z).shape == (4, 5, 1)
-    res = MLP(2, residual=True, layers=3)
-    assert torch.equal(res(z), z)
-    opt = torch.optim.SGD(res.parameters(), lr=0.1)
-    for _ in range(2):
-        opt.zero_grad()
-        (res(z) - z.flip(-1)).pow(2).mean().backward()
-        opt.step()
-    assert all(p.grad.abs().max() > 0 for p in res.parameters())
-    assert not torch.equal(res(z), z)
-    torch.testing.assert_close(res(z), torch.stack([res(v) for v in z]))
-    with pytest.raises(ValueError, match="d_out == d_in"):
-        MLP(2, 3, residual=True)
-    with pytest.raises(ValueError):
-        MLP(2, hidden=0)

@@ -7,7 +7,6 @@ from scipy.spatial.transform import Rotation
 
 from cryolearn.physics import (
     cube_rotations,
-    quaternion_to_matrix,
     random_cube_indices,
     random_so3,
     rotate_cube,
@@ -72,11 +71,23 @@ def test_rotate_cube_errors():
         rotate_cube(torch.zeros(4, 4, 4), 24)
 
 
-def test_quaternion_matches_scipy():
-    q = torch.randn(10, 4, dtype=torch.float64)
-    q = q / q.norm(dim=-1, keepdim=True)
+def test_random_so3_is_scipys_construction_on_the_torch_normals():
+    # Rotation.random draws normal(size=(n, 4)) and calls from_quat: the same on the generator's normals.
+    q = torch.randn(10, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     ref = Rotation.from_quat(q.numpy()).as_matrix()
-    np.testing.assert_allclose(quaternion_to_matrix(q).numpy(), ref, atol=1e-12)
+    r = random_so3(10, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    np.testing.assert_array_equal(r.numpy(), ref)
+    assert random_so3(0).shape == (0, 3, 3) and random_so3(2).dtype == torch.float32
+    # The float32 rotations of seed 0 as the package's own quaternion code gave them (simulated data sets depend on them).
+    before = [
+        [[-0.2835531234741211, 0.20882180333137512, -0.9359439611434937],
+         [-0.4489877223968506, -0.8913253545761108, -0.06284169107675552],
+         [-0.8473533391952515, 0.4024083912372589, 0.3464965224266052]],
+        [[-0.06011178717017174, 0.5898041129112244, -0.8053059577941895],
+         [0.9280532002449036, 0.3300981819629669, 0.17248886823654175],
+         [0.36756467819213867, -0.7369982004165649, -0.5672124028205872]],
+    ]
+    assert torch.equal(random_so3(2, generator=torch.Generator().manual_seed(0)), torch.tensor(before))
 
 
 def test_random_so3_is_rotation_and_uniform():

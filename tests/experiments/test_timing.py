@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from cryolearn import timing
-from cryolearn.timing import format_bytes, measure
+from cryolearn.experiments import timing
+from cryolearn.experiments.timing import format_bytes, measure
 
 N = 50_000_000  # float32: 200 MB
 MB200 = 4 * N

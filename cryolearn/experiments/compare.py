@@ -1,12 +1,12 @@
-"""The four methods and the no-restoration baseline measured side by side (SPEC sections 3 and 6).
+"""The four methods and the no-restoration baseline measured side by side.
 
 One row per (method or ``"baseline"``, dimension, box, tilt range, SNR) on
-held-out data: the relative error inside the missing wedge (SPEC section 6, the number
+held-out data: the relative error inside the missing wedge (the number
 that says whether the wedge was restored), the FSC 0.143 crossings overall
 and inside the wedge, PSNR, NCC, the calibration of the central 50% and 90%
 intervals, the mean posterior spread inside and outside the wedge, and the
 costs (training time, reconstruction time per subtomogram, peak memory,
-measured with :func:`cryolearn.timing.measure`). Every score comes from
+measured with :func:`cryolearn.experiments.measure`). Every score comes from
 :mod:`cryolearn.metrics`. Book chapter: "Side by side: the four methods
 measured".
 """
@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .methods import Method, PosteriorMethod, Reconstruction, available_methods, estimate_beta, get_method
-from .metrics import (
+from ..methods import Method, PosteriorMethod, Reconstruction, available_methods, estimate_beta, get_method
+from ..metrics import (
     FSCResult,
     calibration_from_samples,
     fourier_shell_correlation,
@@ -29,7 +29,7 @@ from .metrics import (
     psnr,
     relative_wedge_error,
 )
-from .physics import check_tilt_range, quarter_turns_xz
+from ..physics import check_tilt_range, quarter_turns_xz, rfft_shape
 from .timing import Measurement, format_bytes, measure
 
 __all__ = ["COLUMNS", "ComparisonTable", "compare", "make_methods", "train"]
@@ -291,7 +291,7 @@ def train(methods: Mapping[str, Method], observations: torch.Tensor, n_steps: in
     Returns
     -------
     dict of str to Measurement
-        Per method, :func:`cryolearn.timing.measure` of the training (the
+        Per method, :func:`cryolearn.experiments.measure` of the training (the
         ``result`` is the trained method).
 
     Notes
@@ -402,13 +402,13 @@ def compare(
     coverage is the fraction of voxels it gets exactly right (0 in practice)
     and its spread is 0, which keeps every column finite. Reconstruction
     time is the wall time of ``reconstruct`` on the whole test set divided
-    by ``N``; peak memory as :func:`cryolearn.timing.measure`. Source: SPEC
+    by ``N``; peak memory as :func:`cryolearn.experiments.measure`. Source: SPEC
     sections 3 and 6; issue 6.
     """
     nd = mask.ndim
     if y.shape != x.shape or y.ndim != nd + 1 or y.shape[0] < 1:
         raise ValueError(f"y {tuple(y.shape)} and x {tuple(x.shape)} must be one batch (N, ...) of {nd}D volumes")
-    if tuple(y.shape[1:-1]) + (y.shape[-1] // 2 + 1,) != tuple(mask.shape):
+    if rfft_shape(y.shape[1:]) != tuple(mask.shape):
         raise ValueError(f"observations of shape {tuple(y.shape)} do not match the mask's half grid {tuple(mask.shape)}")
     mask = mask.to(y.device)
     n = y.shape[0]

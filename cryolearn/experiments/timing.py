@@ -1,4 +1,4 @@
-"""Wall time and peak memory of one call, on CPU or CUDA (issue 7, "measured speed").
+"""Wall time and peak memory of one call, on CPU or CUDA.
 
 :func:`measure` runs a function, synchronising CUDA around the timed calls,
 and reports the median wall time per call and the peak memory the calls

@@ -1,9 +1,9 @@
-"""Restoring a whole tomogram with a method trained on cubic boxes (SPEC sections 1 and 4).
+"""Whole tomograms in tiles: restoring a tomogram of any size with a method trained on cubic boxes.
 
 The methods restore subtomograms of one box size. A tomogram ``(D, H, W)`` of
 any size (each side at least the box) is cut into overlapping cubic tiles
 (:func:`tile_starts`), each tile is normalised exactly like a training
-subtomogram (:func:`cryolearn.data.normalize`, SPEC section 4), restored in
+subtomogram (:func:`cryolearn.data.normalize`), restored in
 batches, brought back to the tomogram's units and blended with a smooth
 window (:func:`blend_window`) so that tile borders leave no seams.
 """
@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .data.mrc import _moments, normalize
+from ..data.mrc import moments, normalize
 
 __all__ = ["tile_starts", "blend_window", "restore_tiled"]
 
@@ -209,7 +209,7 @@ def restore_tiled(
         iz, iy, ix = (batch[:, a, None] + r for a in range(3))  # (B, box) each
         idx = (iz[:, :, None, None], iy[:, None, :, None], ix[:, None, None, :])
         tiles = volume[idx]  # (B, box, box, box)
-        m, s, _ = _moments(tiles, 3)
+        m, s, _ = moments(tiles, 3)
         m, s = m.view(-1, 1, 1, 1), s.view(-1, 1, 1, 1)
         out = fn(normalize(tiles, constant="zero"))
         _check_output(out, tiles.shape, sums.keys() if sums else None)

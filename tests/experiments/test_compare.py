@@ -1,11 +1,11 @@
-"""Side-by-side measurements (cryolearn.compare): the table the comparison chapter prints."""
+"""Side-by-side measurements (cryolearn.experiments.compare): the table the comparison chapter prints."""
 
 import math
 
 import pytest
 import torch
 
-from cryolearn.compare import COLUMNS, ComparisonTable, compare, make_methods, train
+from cryolearn.experiments.compare import COLUMNS, ComparisonTable, compare, make_methods, train
 from cryolearn.data import random_blobs_2d
 from cryolearn.methods import Reconstruction
 from cryolearn.physics import missing_wedge_mask, simulate_observation

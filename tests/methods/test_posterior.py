@@ -1,4 +1,4 @@
-"""Setting beta without ground truth (SPEC section 8): the rotation-proxy estimate."""
+"""Posteriors from a trained method (cryolearn.methods.posterior): setting beta without ground truth, the rotation-proxy estimate."""
 
 import pytest
 import torch

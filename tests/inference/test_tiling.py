@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cryolearn.data import normalize
-from cryolearn.tiling import blend_window, restore_tiled, tile_starts
+from cryolearn.inference.tiling import blend_window, restore_tiled, tile_starts
 
 
 def _tomogram(shape=(37, 50, 61), seed=0, dtype=torch.float64):

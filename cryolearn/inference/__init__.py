@@ -1,0 +1,12 @@
+"""Inference beyond one box: restoring whole tomograms with a trained method.
+
+- :mod:`.tiling`: :func:`restore_tiled` cuts a tomogram into overlapping
+  cubic tiles (:func:`tile_starts`), restores them in batches, each
+  normalised like a training subtomogram, and blends them with a smooth
+  window (:func:`blend_window`). ``cryolearn reconstruct`` uses it for
+  tomograms larger than the training box.
+"""
+
+from .tiling import blend_window, restore_tiled, tile_starts
+
+__all__ = ["blend_window", "restore_tiled", "tile_starts"]

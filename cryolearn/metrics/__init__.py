@@ -1,0 +1,46 @@
+"""Scores against ground truth: FSC, RMSE, the in-wedge error, calibration.
+
+Every Fourier quantity is computed on the ``torch.fft.rfftn`` half grid with
+orthonormal transforms, the grid the missing-wedge masks of
+:mod:`cryolearn.physics` live on, and weighted with the Hermitian weights of
+:mod:`cryolearn.physics.fourier`, so that every sum here equals the same sum
+over the full ``fftn`` grid and Parseval turns Fourier-region sums into
+real-space norms (``sum_k |X(k)|^2 = sum_voxels x^2``).
+
+Fourier regions are given by a bool half-grid ``mask`` (True = in the region):
+pass the measured-region mask of :func:`cryolearn.physics.missing_wedge_mask`
+for the measured region, and its negation ``~mask`` for the missing wedge.
+Both are symmetric under ``k -> -k``, so a region sum is a sum over a
+symmetric set of full-grid coefficients.
+
+Modules:
+
+- :mod:`.fsc`: :func:`fourier_shell_correlation`, :class:`FSCResult`,
+  :func:`fsc_crossings`.
+- :mod:`.errors`: :func:`psnr`, :func:`normalized_cross_correlation`,
+  :func:`rmse` (whole volume or by Fourier region), :func:`relative_wedge_error`.
+- :mod:`.calibration`: :func:`calibration_from_samples`,
+  :func:`calibration_gaussian`, :func:`posterior_spread_in_out`.
+- :mod:`.checks`: the input checks they share.
+
+Source: book chapters 1 and 6 onwards use them.
+"""
+
+from .calibration import PosteriorSpread, calibration_from_samples, calibration_gaussian, posterior_spread_in_out
+from .errors import normalized_cross_correlation, psnr, relative_wedge_error, rmse
+from .fsc import FSCCrossing, FSCResult, fourier_shell_correlation, fsc_crossings
+
+__all__ = [
+    "FSCResult",
+    "FSCCrossing",
+    "PosteriorSpread",
+    "fourier_shell_correlation",
+    "fsc_crossings",
+    "psnr",
+    "normalized_cross_correlation",
+    "rmse",
+    "relative_wedge_error",
+    "calibration_from_samples",
+    "calibration_gaussian",
+    "posterior_spread_in_out",
+]
