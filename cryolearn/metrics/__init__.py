@@ -1,4 +1,4 @@
-"""Scores against ground truth: FSC, RMSE, the in-wedge error, calibration.
+"""Scores: FSC, RMSE, the in-wedge error, calibration; and, for real data, scores without ground truth.
 
 Every Fourier quantity is computed on the ``torch.fft.rfftn`` half grid with
 orthonormal transforms, the grid the missing-wedge masks of
@@ -21,6 +21,9 @@ Modules:
   :func:`rmse` (whole volume or by Fourier region), :func:`relative_wedge_error`.
 - :mod:`.calibration`: :func:`calibration_from_samples`,
   :func:`calibration_gaussian`, :func:`posterior_spread_in_out`.
+- :mod:`.no_truth`: without ground truth, for real data:
+  :func:`wedge_power_ratio` (in-wedge power relative to measured power per
+  shell) and :func:`rotation_validation_error` (the held-out rotation test).
 - :mod:`.checks`: the input checks they share.
 
 Source: book chapters 1 and 6 onwards use them.
@@ -29,6 +32,7 @@ Source: book chapters 1 and 6 onwards use them.
 from .calibration import PosteriorSpread, calibration_from_samples, calibration_gaussian, posterior_spread_in_out
 from .errors import normalized_cross_correlation, psnr, relative_wedge_error, rmse
 from .fsc import FSCCrossing, FSCResult, fourier_shell_correlation, fsc_crossings
+from .no_truth import WedgePower, rotation_validation_error, wedge_power_ratio
 
 __all__ = [
     "FSCResult",
@@ -43,4 +47,7 @@ __all__ = [
     "calibration_from_samples",
     "calibration_gaussian",
     "posterior_spread_in_out",
+    "WedgePower",
+    "wedge_power_ratio",
+    "rotation_validation_error",
 ]

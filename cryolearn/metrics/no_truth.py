@@ -27,18 +27,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from .physics import apply_missing_wedge, fourier_grid, quarter_turns_xz, rotate_cube
+from ..physics import apply_missing_wedge, fourier_grid, hermitian_weights, quarter_turns_xz, rotate_cube
 
 __all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error"]
-
-
-def _half_weight(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    w = shape[-1]
-    cols = torch.full((w // 2 + 1,), 2.0, dtype=like.dtype, device=like.device)
-    cols[0] = 1.0
-    if w % 2 == 0:
-        cols[-1] = 1.0
-    return cols.expand(*shape[:-1], w // 2 + 1)
 
 
 @dataclass
@@ -107,7 +98,7 @@ def wedge_power_ratio(
     radius = torch.sqrt(sum(g**2 for g in fourier_grid(spatial, rfft=True, device=x.device))).to(x.dtype)
     shell = torch.round(radius / width).long().clamp(max=n_shells).flatten()  # n_shells: beyond Nyquist
     p = torch.fft.rfftn(x, dim=(-3, -2, -1), norm="ortho").abs().pow(2)
-    w = _half_weight(spatial, x)
+    w = hermitian_weights(spatial, None, x)
     m = mask.to(device=x.device, dtype=x.dtype)
 
     def per_shell(v: torch.Tensor) -> torch.Tensor:  # (..., *half) -> (..., n_shells + 1)
@@ -170,7 +161,7 @@ def rotation_validation_error(
     if not torch.isfinite(y).all():
         raise ValueError("y contains NaN or Inf values")
     rots = list(quarter_turns_xz() if rotations is None else rotations)
-    w = _half_weight(tuple(y.shape[-3:]), y)
+    w = hermitian_weights(tuple(y.shape[-3:]), None, y)
     missing = (~mask.to(y.device)).to(y.dtype) * w
     # Where the rotated data were measured: the Fourier support of a rotated masked white-noise volume.
     g = torch.Generator().manual_seed(0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cryolearn.physics import apply_missing_wedge, missing_wedge_mask, rotate_cube
-from cryolearn.validation import rotation_validation_error, wedge_power_ratio
+from cryolearn.metrics import rotation_validation_error, wedge_power_ratio
 
 
 @pytest.fixture
