@@ -25,6 +25,14 @@ whole and trained from a tensor, which draws exactly the minibatches of
 under ``torchrun``). Either way every file is read and checked once before
 training (the pass that estimates sigma).
 
+With ``--tomogram`` the inputs are whole tomograms: training subtomograms of
+``--box`` voxels are cut from them (:func:`cryolearn.data.extract_subtomograms`:
+a regular grid with ``--stride``, or ``--n-subtomograms`` random positions;
+near-empty boxes skipped), each normalised as ``cryolearn reconstruct
+--tomogram`` normalises its tiles::
+
+    cryolearn train tomo/tomogram.mrc --tomogram --box 32 --tilt-range -60 60 --out model.pt
+
 For the samplers
 (cryowgen1, cryowgen2) the precision ``beta`` of the conditional prior is
 estimated after training by the rotation proxy
@@ -64,7 +72,7 @@ STREAM_ABOVE_BYTES = 2 * 1024**3
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="MRC subtomograms, or folders of them (one cubic box size)")
+                        help="MRC subtomograms, or folders of them (one cubic box size); tomograms with --tomogram")
     parser.add_argument("--method", default="cryogen2",
                         help="cryogen1, cryogen2, cryowgen1 or cryowgen2 (default: cryogen2)")
     add_tilt_args(parser, required=True)
@@ -92,6 +100,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              f"(default: only for data sets over {STREAM_ABOVE_BYTES / 1024**3:g} GiB)")
     parser.add_argument("--num-workers", type=int, default=0,
                         help="DataLoader worker processes when streaming (default: 0, read in the training process)")
+    tomo = parser.add_argument_group("whole tomograms (--tomogram)")
+    tomo.add_argument("--tomogram", action="store_true",
+                      help="the inputs are tomograms: cut the training subtomograms from them")
+    tomo.add_argument("--box", type=int, default=32, help="edge of the subtomograms cut from the tomograms (default: 32)")
+    tomo.add_argument("--stride", type=int, default=None,
+                      help="grid step between subtomograms in voxels (default: box / 2)")
+    tomo.add_argument("--n-subtomograms", type=int, default=None,
+                      help="cut this many at random positions instead of a grid")
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -138,6 +154,19 @@ def _set_beta(method, y, args: argparse.Namespace, trained_with: float) -> dict[
                            f"on {n} observations"}
 
 
+def _from_tomograms(files: list[Path], args: argparse.Namespace):
+    """Subtomograms ``(N, box, box, box)``, each normalised, cut from tomogram files; and their voxel size."""
+    from ..data import extract_subtomograms, read_mrc
+
+    vols, sizes = zip(*(read_mrc(f) for f in files))
+    if len({round(v, 4) for v in sizes}) != 1:
+        raise ValueError(f"the tomograms have different voxel sizes: {sorted(set(sizes))} A")
+    if args.box < 8 or (args.stride is not None and args.stride < 1):
+        raise ValueError(f"--box must be at least 8 and --stride positive, got {args.box}, {args.stride}")
+    y, _ = extract_subtomograms(list(vols), box=args.box, n=args.n_subtomograms, stride=args.stride, seed=args.seed)
+    return y, sizes[0]
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -169,12 +198,20 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--beta must be positive, got {args.beta}")
         options["beta"] = float(args.beta)
     files = mrc_files(args.inputs)
-    lazy = MRCDataset(files)  # reads the first file only
-    stream = args.stream or len(lazy) * math.prod(lazy.shape) * 4 > STREAM_ABOVE_BYTES
+    y = None
+    if args.tomogram:
+        if args.stream:
+            raise ValueError("--stream reads subtomogram files; with --tomogram the subtomograms are cut in memory")
+        y, voxel_size = _from_tomograms(files, args)
+        lazy, stream = None, False
+    else:
+        lazy = MRCDataset(files)  # reads the first file only
+        stream = args.stream or len(lazy) * math.prod(lazy.shape) * 4 > STREAM_ABOVE_BYTES
     if stream:
         voxel_size, shape, y = lazy.voxel_size, (len(lazy), *lazy.shape), None
     else:
-        y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
+        if y is None:
+            y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
         shape = tuple(y.shape)
     if len(set(shape[1:])) != 1:
         raise ValueError(f"the methods need cubic subtomograms, got boxes of {tuple(shape[1:])} voxels")
@@ -206,6 +243,9 @@ def main(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "checkpoint": out.name,
     }
+    if args.tomogram:
+        record["subtomograms_from_tomograms"] = {"box": args.box, "stride": args.stride or max(args.box // 2, 1),
+                                                 "random_positions": args.n_subtomograms}
     method = build_method(record, box)
     record.update(config=method.config.to_dict(), streamed=bool(stream))
 

@@ -162,3 +162,22 @@ def test_stream_trains_from_the_files_and_records_the_configuration(sim, tmp_pat
     assert rec["sigma"] == pytest.approx(estimate_sigma(y, missing_wedge_mask((16,) * 3)).mean().item(), rel=1e-5)
     state = torch.load(out, weights_only=True)
     assert state["step"] == 2 and state["config"]["lam"] == 1.0
+
+
+def test_train_on_whole_tomograms(tmp_path, run, tiny):
+    """--tomogram cuts the training boxes out of tomograms itself, and the model restores a tomogram in tiles."""
+    tomo = tmp_path / "tomo"
+    assert run("simulate", tomo, "--tomogram", "--structures", "7pbl", "6zu5", "--shape", "20", "48", "48",
+               "--box", "16", "--particles", "3", "--device", "cpu")[0] == 0
+    out = tmp_path / "model.pt"
+    rc, stdout, err = run("train", tomo / "tomogram.mrc", "--tomogram", "--box", "16", "--stride", "8",
+                          *tiny, "--steps", "2", "--out", out)
+    assert rc == 0, err
+    cfg = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    assert cfg["box"] == 16 and cfg["n_observations"] > 10
+    assert cfg["subtomograms_from_tomograms"]["stride"] == 8
+    rc, _, err = run("reconstruct", out, tomo / "tomogram.mrc", "--tomogram", "--out", tmp_path / "rec", "--device", "cpu")
+    assert rc == 0, err
+    rc, _, err = run("train", tomo / "tomogram.mrc", "--tomogram", "--box", "64", *tiny, "--steps", "1",
+                     "--out", tmp_path / "m2.pt")
+    assert rc == 2 and "box=64" in err
