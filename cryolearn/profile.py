@@ -1,4 +1,4 @@
-"""Run profiles and device choice (SPEC section 5).
+"""Run profiles and device choice (the book's introduction (run profiles)).
 
 Every chapter and the command-line tool read one setting, the environment
 variable ``CRYOLEARN_PROFILE`` (``quick``, ``standard`` or ``full``), through
@@ -40,7 +40,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
     Notes
     -----
-    Source: SPEC section 5 ("the device is chosen once").
+    Source: the book's introduction (run profiles) ("the device is chosen once").
     """
     if device is None:
         device = os.environ.get("CRYOLEARN_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -65,7 +65,7 @@ class Profile:
 
     Notes
     -----
-    Source: SPEC section 5.
+    Source: the book's introduction (run profiles).
     """
 
     name: str
@@ -94,7 +94,7 @@ class Profile:
 
     @property
     def train(self) -> bool:
-        """Whether ``CRYOLEARN_TRAIN=1`` asks to retrain instead of loading weights (SPEC section 7)."""
+        """Whether ``CRYOLEARN_TRAIN=1`` asks to retrain instead of loading weights (README.md (committed weights))."""
         return os.environ.get("CRYOLEARN_TRAIN", "0").strip().lower() in ("1", "true", "yes")
 
     def __str__(self) -> str:
@@ -124,7 +124,7 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
 
     Notes
     -----
-    Source: SPEC section 5. Every chapter calls this once, at its top.
+    Source: the book's introduction (run profiles). Every chapter calls this once, at its top.
     """
     dev = pick_device(device)
     if name is None:

@@ -3,7 +3,7 @@
 Every function builds a :class:`matplotlib.figure.Figure` directly (no
 ``pyplot``, no global state, never ``show``) and returns it; a notebook shows a
 returned figure as its cell output, a script saves it with ``fig.savefig``.
-Volumes are ``(D, H, W) = (z, y, x)`` as in SPEC section 1 (beam along Z, tilt
+Volumes are ``(D, H, W) = (z, y, x)`` as in the book's appendix on notation and conventions (beam along Z, tilt
 axis Y), given as torch tensors or numpy arrays; images are drawn with
 ``origin="lower"`` so that z (or k_z) points up.
 """
@@ -130,7 +130,7 @@ def orthoslices(
     Notes
     -----
     The XZ and YZ slices show the elongation along Z that the missing wedge
-    causes (the tilt axis is Y). Source: SPEC section 1 (axes); book
+    causes (the tilt axis is Y). Source: the book's appendix on notation and conventions (axes); book
     chapter on the missing wedge.
     """
     vols = _volumes(volumes, "volumes")
@@ -211,7 +211,7 @@ def fourier_slices(
     -----
     Frequencies run from ``-floor(n/2)/n`` to ``(ceil(n/2) - 1)/n`` per axis
     (``fftshift(fftfreq(n))``), the zero frequency at index ``n // 2``.
-    Source: SPEC section 1 (geometry of the wedge).
+    Source: the book's appendix on notation and conventions (geometry of the wedge).
     """
     items = _volumes(volumes_or_masks, "volumes_or_masks")
     s = 1.0 if voxel_size is None else float(voxel_size)
@@ -273,7 +273,7 @@ def plot_fsc(
 
     Notes
     -----
-    Source: SPEC section 3.
+    Source: the book's appendix on notation and conventions (metrics).
     """
     results = [results] if isinstance(results, FSCResult) else list(results)
     if labels is not None and len(labels) != len(results):

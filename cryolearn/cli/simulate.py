@@ -8,7 +8,7 @@ writes ``sim/obs/0000.mrc ...`` (what a method sees), ``sim/truth/0000.mrc ...``
 (the clean volumes, for scoring only) with the voxel size in the headers, and
 ``sim/simulate.yaml`` (every parameter, the source of each map, the structure
 of each file and the noise level ``sigma``). Observations follow
-``y = M(R x) + M n`` (SPEC sections 1 and 4).
+``y = M(R x) + M n`` (the book's appendix on notation and conventions and the book's chapter on the missing wedge (data)).
 
 With ``--tomogram`` it simulates a crowded tomogram from a tilt series
 instead::
@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
         return _tomogram(args, maps, tilt, device, start, __version__)
     ds = simulate_subtomograms(maps, n=args.n, box=args.box, tilt_range=tilt, snr=args.snr, seed=args.seed,
                                rotation=args.rotation, masked_noise=not args.unmasked_noise)
-    # The noise level in the units `cryolearn train` works in (each observation normalised, SPEC section 4).
+    # The noise level in the units `cryolearn train` works in (each observation normalised, the book's chapter on the missing wedge (data)).
     sigma_normalized = (ds.sigma / ds.observations.flatten(1).std(dim=1, unbiased=False)).mean().item()
     for folder, volumes in (("obs", ds.observations), ("truth", ds.ground_truth)):
         (out / folder).mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ Example::
     cryolearn train sim/obs --method cryogen2 --tilt-range -60 60 --steps 2000 --batch-size 32 --out model.pt
 
 Each subtomogram is normalised to zero mean and unit standard deviation
-(SPEC section 4), exactly as ``cryolearn reconstruct`` does. Without
+(the book's chapter on the missing wedge (data)), exactly as ``cryolearn reconstruct`` does. Without
 ``--sigma`` the noise level is estimated from the data's high-frequency power
 (:func:`cryolearn.physics.estimate_sigma`, an upper bound). ``model.pt`` is
 written every ``--checkpoint-every`` steps; rerunning the same command after an

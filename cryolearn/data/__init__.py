@@ -1,4 +1,4 @@
-"""Data: MRC files, real-structure maps and simulated data sets (SPEC sections 1, 4 and 6).
+"""Data: MRC files, real-structure maps and simulated data sets (the book's appendix on notation and conventions and the book's chapter on the missing wedge (data) and the reference set-up of the book's CryoGEN-II chapter).
 
 - :mod:`~cryolearn.data.mrc`: :func:`read_mrc`, :func:`write_mrc` (atomic),
   :func:`normalize` (with the statistics of :func:`moments`), :func:`read_subtomograms`,

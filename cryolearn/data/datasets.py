@@ -1,4 +1,4 @@
-"""Simulated data sets: subtomograms of real structures and a 2D toy (SPEC sections 4 and 6).
+"""Simulated data sets: subtomograms of real structures and a 2D toy (the book's chapter on the missing wedge (data) and the reference set-up of the book's CryoGEN-II chapter).
 
 :func:`simulate_subtomograms` turns the committed structure maps into
 observed subtomograms ``y = M (R x) + M n``: each map is rotated at random
@@ -110,7 +110,7 @@ class SubtomogramDataset(Dataset):
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """What SPEC section 4 asks every data set to state, as a JSON-ready dict."""
+        """What the book's chapter on the missing wedge (data) asks every data set to state, as a JSON-ready dict."""
         return {
             "source": self.source,
             "structures": list(self.names),
@@ -250,7 +250,7 @@ def simulate_subtomograms(
 
     Notes
     -----
-    Source: SPEC section 4. Rotating on the fine grid and cropping
+    Source: the book's chapter on the missing wedge (data). Rotating on the fine grid and cropping
     afterwards keeps interpolation blur out of the band that survives the
     crop. Both rotations turn about the box centre ``(N - 1) / 2``, where
     :func:`cryolearn.data.density_from_model` puts each structure's centre
@@ -323,7 +323,7 @@ def split_by_structure(data: SubtomogramDataset, test: Sequence[str]) -> tuple[S
 
     Notes
     -----
-    Source: SPEC section 6 (results are reported on complexes absent from
+    Source: the reference set-up of the book's CryoGEN-II chapter (results are reported on complexes absent from
     training).
     """
     test = [t.lower() for t in test]
@@ -377,7 +377,7 @@ def random_blobs_2d(
 
     Notes
     -----
-    Source: SPEC section 6 (the measured 2D reference point: 32x32 images
+    Source: the reference set-up of the book's CryoGEN-II chapter (the measured 2D reference point: 32x32 images
     of random anisotropic blobs, unit variance). A blob is
     ``a exp(-u^2 / (2 s_1^2) - v^2 / (2 s_2^2))`` in coordinates ``(u, v)``
     rotated by a uniform angle, with amplitude ``a`` uniform in ``[0.5, 1]``

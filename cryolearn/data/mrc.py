@@ -1,4 +1,4 @@
-"""Reading, checking, normalising and writing MRC files (SPEC sections 1 and 4).
+"""Reading, checking, normalising and writing MRC files (the book's appendix on notation and conventions and the book's chapter on the missing wedge (data)).
 
 Volumes are ``(D, H, W) = (z, y, x)`` tensors, the order mrcfile stores a
 standard MRC2014 file in (columns X fastest, then rows Y, then sections Z).
@@ -62,7 +62,7 @@ def read_mrc(path: str | os.PathLike) -> tuple[torch.Tensor, float]:
 
     Notes
     -----
-    Source: SPEC section 4 ("the same loader reads real tomograms or
+    Source: the book's chapter on the missing wedge (data) ("the same loader reads real tomograms or
     subtomograms from MRC files and checks them"). 2D images are refused so
     that a 3D method never silently receives a slice; image stacks with
     ``ispg = 0`` and ``nz > 1`` are read as volumes, since many tomography
@@ -172,7 +172,7 @@ def normalize(volume: torch.Tensor, ndim: int = 3, constant: str = "raise") -> t
 
     Notes
     -----
-    Source: SPEC section 4 (every subtomogram is normalised this way before
+    Source: the book's chapter on the missing wedge (data) (every subtomogram is normalised this way before
     it is used).
     """
     if constant not in ("raise", "zero"):
@@ -210,7 +210,7 @@ def read_subtomograms(paths: Sequence[str | os.PathLike]) -> tuple[torch.Tensor,
 
     Notes
     -----
-    Source: SPEC section 4 (real subtomograms enter the methods exactly like
+    Source: the book's chapter on the missing wedge (data) (real subtomograms enter the methods exactly like
     simulated ones).
     """
     if len(paths) == 0:

@@ -1,4 +1,4 @@
-"""Density maps of real macromolecular complexes (SPEC section 4).
+"""Density maps of real macromolecular complexes (the book's chapter on the missing wedge (data)).
 
 - :func:`density_from_model`: an atomic model (mmCIF or PDB, read with gemmi)
   becomes a band-limited Coulomb-potential map on a cubic grid.
@@ -117,7 +117,7 @@ def density_from_model(
 
     Notes
     -----
-    Source: SPEC section 4. Steps: waters and hydrogens are removed; the
+    Source: the book's chapter on the missing wedge (data). Steps: waters and hydrogens are removed; the
     centre of mass (atomic masses times occupancies) is moved to the box
     centre; gemmi's :class:`gemmi.DensityCalculatorE` sums the atoms'
     electron scattering factors (Peng's Gaussians, each atom's own B-factor
@@ -229,7 +229,7 @@ def fourier_crop(volume: torch.Tensor, new_box: int) -> torch.Tensor:
 
     Notes
     -----
-    Source: SPEC section 4 (maps are scaled to a pixel size). Per axis of
+    Source: the book's chapter on the missing wedge (data) (maps are scaled to a pixel size). Per axis of
     ``N`` samples the output is the trigonometric interpolant of the input,
     restricted to frequencies ``|k| <= new_box / 2``, sampled at the old
     positions ``f j + (f - 1) / 2`` with ``f = N / new_box``: each new
@@ -356,7 +356,7 @@ def verify_manifest(root: str | os.PathLike | None = None) -> dict[str, Any]:
 
     Notes
     -----
-    Source: SPEC section 4 (every data set states its source).
+    Source: the book's chapter on the missing wedge (data) (every data set states its source).
     """
     root = data_root(root)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -403,7 +403,7 @@ def load_structure_maps(
 
     Notes
     -----
-    Source: SPEC section 4. Every map is checked against the manifest's
+    Source: the book's chapter on the missing wedge (data). Every map is checked against the manifest's
     sha256 when loaded; ``data/manifest.json`` also records each map's
     molecule, method, resolution and source file.
     """

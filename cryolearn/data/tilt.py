@@ -1,4 +1,4 @@
-"""Tilt angles from IMOD ``.tlt`` files (SPEC section 1).
+"""Tilt angles from IMOD ``.tlt`` files (the book's appendix on notation and conventions).
 
 An IMOD ``.tlt`` file (written by ``tiltalign``, ``xftoxg`` and friends and
 read by ``tilt``) is plain text with one tilt angle in degrees per line, in
@@ -45,7 +45,7 @@ def read_tlt(path: str | os.PathLike) -> torch.Tensor:
     Notes
     -----
     Source: the IMOD ``.tlt`` format (one angle per line, degrees) and the
-    tilt geometry of SPEC section 1 (beam along Z, tilt axis along Y).
+    tilt geometry of the book's appendix on notation and conventions (beam along Z, tilt axis along Y).
     """
     name = os.fspath(path)
     if not os.path.isfile(name):
@@ -94,7 +94,7 @@ def tilt_range_from_tlt(path: str | os.PathLike) -> tuple[float, float]:
 
     Notes
     -----
-    Source: SPEC section 1 (a tilt range ``[theta_min, theta_max]`` in
+    Source: the book's appendix on notation and conventions (a tilt range ``[theta_min, theta_max]`` in
     degrees defines the missing wedge); IMOD ``.tlt`` format.
     """
     angles = read_tlt(path)

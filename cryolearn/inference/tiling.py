@@ -178,12 +178,12 @@ def restore_tiled(
 
     Notes
     -----
-    Source: SPEC section 4 (every subtomogram entering a method is normalised
+    Source: the book's chapter on the missing wedge (data) (every subtomogram entering a method is normalised
     to zero mean and unit standard deviation; :func:`cryolearn.data.normalize`
     with ``constant="zero"`` is used, so a constant tile, e.g. padding, gives
     zeros and, with ``s ~ 0``, comes back as its constant). Tiles are
     gathered and scattered with broadcast index tensors, a whole batch at a
-    time. A tomogram-wide missing wedge (SPEC section 1) is the same in every
+    time. A tomogram-wide missing wedge (the book's appendix on notation and conventions) is the same in every
     tile, so a method trained with that tilt range applies to each tile.
     """
     if volume.ndim != 3 or not volume.is_floating_point():

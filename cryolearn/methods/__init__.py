@@ -1,4 +1,4 @@
-"""The four methods behind one interface (SPEC section 2).
+"""The four methods behind one interface (the book's chapters on the four methods).
 
 ``get_method("cryogen2", mask=mask, sigma=sigma).fit(observations, n_steps)``
 then ``.reconstruct(y)``, which returns a :class:`Reconstruction`.

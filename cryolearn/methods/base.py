@@ -3,7 +3,7 @@
 Every method owns a reconstructor ``G_theta : y -> x_hat`` (a U-Net with a
 residual connection, so that ``G(y) = y`` at initialisation, the
 no-restoration baseline), learns from observations alone through the
-rotation proxy ``M(R x) + M n`` (SPEC sections 1 and 2), and has a typed
+rotation proxy ``M(R x) + M n`` (the book's appendix on notation and conventions and the book's chapters on the four methods), and has a typed
 configuration (a :class:`cryolearn.methods.MethodConfig` dataclass, its
 class attribute ``Config``). What is not mathematics lives elsewhere: the
 training loop and DDP in :mod:`cryolearn.training.trainer` (which
@@ -38,7 +38,7 @@ __all__ = ["Method", "Reconstruction", "config_field", "get_method", "get_method
 
 
 class Method:
-    """Base class of the four methods (SPEC section 2).
+    """Base class of the four methods (the book's chapters on the four methods).
 
     Parameters
     ----------
@@ -191,7 +191,7 @@ class Method:
         Returns
         -------
         torch.Tensor
-            ``(...)``: the negative log-likelihood per voxel (SPEC section 1), up to a constant.
+            ``(...)``: the negative log-likelihood per voxel (the book's appendix on notation and conventions), up to a constant.
         """
         r = y - apply_missing_wedge(x, self.mask)
         return r.pow(2).flatten(-self.ndim).mean(-1) / (2 * self.sigma**2)

@@ -1,4 +1,4 @@
-"""CryoGEN-II: distribution matching by optimal transport (SPEC section 2).
+"""CryoGEN-II: distribution matching by optimal transport (the book's chapters on the four methods).
 
 Objective, for a reconstructor ``G``::
 
@@ -80,7 +80,7 @@ class CryoGEN2(Method):
 
     Notes
     -----
-    Source: SPEC section 2 ("CryoGEN-II") and section 6 (the reference
+    Source: the book's chapters on the four methods ("CryoGEN-II") and its reference set-up (the reference
     point: in-wedge relative error 1.00 -> 0.37 on the 2D toy); seed
     document 000 (CryoGEN-II); book chapter "CryoGEN-II".
     """
@@ -144,7 +144,7 @@ class CryoGEN2(Method):
         return loss.item()
 
     def witness(self, x: torch.Tensor) -> torch.Tensor:
-        """Witness potential ``w(x) = mean_R phi_omega(M(R x))`` over :attr:`rotations` (SPEC section 2).
+        """Witness potential ``w(x) = mean_R phi_omega(M(R x))`` over :attr:`rotations` (the book's chapters on the four methods).
 
         Parameters
         ----------

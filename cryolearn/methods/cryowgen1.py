@@ -1,4 +1,4 @@
-"""CryoWGEN-I: the Boltzmann posterior sampled by Monte-Carlo reweighting (SPEC section 2).
+"""CryoWGEN-I: the Boltzmann posterior sampled by Monte-Carlo reweighting (the book's chapters on the four methods).
 
 By default (``proposal="posterior"``, Rao-Blackwellised) the ``K`` candidates
 per observation are exact draws from the Gaussian part of the posterior (the

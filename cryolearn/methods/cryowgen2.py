@@ -1,4 +1,4 @@
-"""CryoWGEN-II: the Boltzmann posterior sampled by Langevin dynamics (SPEC section 2).
+"""CryoWGEN-II: the Boltzmann posterior sampled by Langevin dynamics (the book's chapters on the four methods).
 
 ``K`` chains per observation, one batched tensor, evolve by
 ``x <- x - eta * grad U(x) / gamma + sqrt(2 eta) xi`` from ``x_bar(y)`` plus
@@ -75,7 +75,7 @@ class CryoWGEN2(PosteriorMethod):
 
     Notes
     -----
-    Source: SPEC section 2 ("CryoWGEN-II"); seed document 003; book chapter
+    Source: the book's chapters on the four methods ("CryoWGEN-II"); book chapter
     "CryoWGEN-II". Missing-wedge coefficients relax at the rate
     ``step_size * beta / (1/sigma^2 + beta)`` per step: a small ``beta``
     relative to ``1/sigma^2`` needs a longer burn-in.

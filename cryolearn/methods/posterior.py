@@ -1,4 +1,4 @@
-"""The Boltzmann posterior of CryoWGEN and its closed form with no witness (SPEC section 2).
+"""The Boltzmann posterior of CryoWGEN and its closed form with no witness (the book's chapters on the four methods).
 
 Entropy ``gamma * KL(pi || pi_ref)`` added to the transport problem makes the
 optimal coupling a Gibbs density. With a Gaussian conditional reference
@@ -119,7 +119,7 @@ def gaussian_posterior(
 
     Notes
     -----
-    Source: SPEC section 2. Per orthonormal Fourier coefficient: measured,
+    Source: the book's chapters on the four methods. Per orthonormal Fourier coefficient: measured,
     mean ``(y_hat / sigma^2 + beta x_bar_hat) / (1/sigma^2 + beta)`` and
     variance ``gamma / (1/sigma^2 + beta)``; missing, mean ``x_bar_hat`` and
     variance ``gamma / beta``. A voxel's variance is the average of the
@@ -248,7 +248,7 @@ class BoltzmannPosterior:
 
     Notes
     -----
-    Source: SPEC section 2 ("The Boltzmann posterior of CryoWGEN").
+    Source: the book's chapters on the four methods ("The Boltzmann posterior of CryoWGEN").
     """
 
     def __init__(
@@ -465,11 +465,11 @@ def estimate_beta(
 
     Notes
     -----
-    Source: SPEC section 8. The proxy measures how well ``G`` restores wedges
+    Source: the book's CryoWGEN-II chapter (beta from the rotation proxy). The proxy measures how well ``G`` restores wedges
     it can check (a rotated reconstruction whose wedge it knows), which is a
-    stand-in for the unknown error of ``x_bar`` in the real wedge; SPEC
-    reports it overestimating ``beta`` (3.2 against 1.7 implied by the truth),
-    so report the coverage wherever ground truth exists.
+    stand-in for the unknown error of ``x_bar`` in the real wedge; on the
+    reference set-up it overestimated ``beta`` (3.2 against 1.7 implied by the
+    truth), so report the coverage wherever ground truth exists.
     """
     nd = method.ndim
     y = method._check_observations(y)

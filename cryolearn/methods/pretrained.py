@@ -1,4 +1,4 @@
-"""The reference 3D set-up and the committed weights (SPEC sections 6 and 7).
+"""The reference 3D set-up and the committed weights (the reference set-up of the book's CryoGEN-II chapter and README.md (committed weights)).
 
 3D training is heavy on a CPU, so the 3D sections of the chapters load weights
 trained by :func:`train_reference` (run by ``data/train_models.py``) and
@@ -6,7 +6,7 @@ committed under ``data/models/`` with a provenance record. A chapter retrains
 in the active profile when ``CRYOLEARN_TRAIN=1``; CI always runs the training
 path in ``quick``.
 
-The set-up follows SPEC section 6: 32^3 boxes cropped from the 64^3 maps of
+The set-up follows the reference set-up of the book's CryoGEN-II chapter: 32^3 boxes cropped from the 64^3 maps of
 ``data/`` (12 Angstrom per voxel), random orientations, tilt range +-60
 degrees, SNR 1 with masked noise, quarter turns about X and Z in the rotation
 proxy; structures 3P3W and 6FLR (two forms of one protein) are held out.
@@ -98,7 +98,7 @@ def score(method: Method, ds: SubtomogramDataset) -> dict[str, float]:
     -------
     dict
         ``wedge_error`` and ``ncc`` of the restoration, ``wedge_error_baseline``
-        and ``ncc_baseline`` of the observation itself (SPEC sections 3 and 6).
+        and ``ncc_baseline`` of the observation itself (the book's appendix on notation and conventions (metrics) and the reference set-up of the book's CryoGEN-II chapter).
     """
     y, x = ds.observations.to(method.device), ds.ground_truth.to(method.device)
     x_hat = method.predict(y)

@@ -96,7 +96,7 @@ class PosteriorMethod(CryoGEN2):
         Temperature of the posterior (widths scale with ``sqrt(gamma)``).
     beta : float
         Precision of the conditional prior around ``x_bar = G(y)``, in
-        1 / (voxel value)^2; SPEC section 8 estimates it from the rotation proxy.
+        1 / (voxel value)^2; the book's CryoWGEN-II chapter (beta from the rotation proxy) estimates it from the rotation proxy.
     nu : float
         Weight of the regression of ``G(y)`` onto the posterior mean
         (``||G(y) - sg(mean)||^2 / sigma^2`` per voxel).
@@ -106,7 +106,7 @@ class PosteriorMethod(CryoGEN2):
     spectrum : torch.Tensor, optional
         ``(D, H, W//2+1)`` shape of a Fourier-diagonal reference covariance
         (a stationary Gaussian field, e.g. one value per Fourier shell from
-        SPEC section 8); ``None`` is the white reference.
+        the book's CryoWGEN-II chapter (beta from the rotation proxy)); ``None`` is the white reference.
     witness_chunk : int, optional
         Re-degraded volumes per pass of the witness network.
     **kwargs

@@ -62,7 +62,7 @@ def calibration_from_samples(
     interpolated between order statistics (numpy's default ``"linear"``
     method), bounds included. With few samples the empirical interval is
     slightly narrower than the true one (coverage about
-    ``level (S - 1) / (S + 1)``). Source: SPEC section 3 (calibration).
+    ``level (S - 1) / (S + 1)``). Source: the book's appendix on notation and conventions (metrics) (calibration).
     """
     ndim = check_ndim(ndim)
     levels = _check_levels(levels)
@@ -120,7 +120,7 @@ def calibration_gaussian(
 
     Notes
     -----
-    Source: SPEC sections 3 and 8 (coverage of the Gaussian posterior).
+    Source: the book's appendix on notation and conventions (metrics) and the book's CryoWGEN-II chapter (beta from the rotation proxy) (coverage of the Gaussian posterior).
     """
     ndim = check_ndim(ndim)
     levels = _check_levels(levels)
@@ -151,7 +151,7 @@ class PosteriorSpread:
 
     @property
     def ratio(self) -> torch.Tensor:
-        """``missing / measured``; SPEC section 2 predicts ``sqrt((1/sigma^2 + beta) / beta)`` with ``w = 0``."""
+        """``missing / measured``; the book's chapters on the four methods predicts ``sqrt((1/sigma^2 + beta) / beta)`` with ``w = 0``."""
         return self.missing / self.measured
 
 
@@ -184,9 +184,9 @@ def posterior_spread_in_out(samples: torch.Tensor, mask: torch.Tensor) -> Poster
     full-grid coefficients of each region (Hermitian weights). This is the
     complex ("voxel-equivalent") standard deviation: white noise of voxel
     standard deviation ``s`` has ``std(k) = s`` at every ``k``, and the
-    Gaussian posterior of SPEC section 2 (``w = 0``) has ``std(k) =
+    Gaussian posterior of the book's chapters on the four methods (``w = 0``) has ``std(k) =
     sqrt(gamma / beta)`` in the wedge and ``sqrt(gamma / (1/sigma^2 + beta))``
-    in the measured region. Source: SPEC section 3.
+    in the measured region. Source: the book's appendix on notation and conventions (metrics).
     """
     ndim = mask.ndim
     if samples.is_complex() or not samples.is_floating_point():

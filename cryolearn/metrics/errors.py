@@ -48,7 +48,7 @@ def psnr(
 
     Notes
     -----
-    Source: SPEC section 3.
+    Source: the book's appendix on notation and conventions (metrics).
     """
     ndim = check_ndim(ndim)
     x_hat, x = real_pair(x_hat, x, ndim, ("x_hat", "x"))
@@ -82,7 +82,7 @@ def normalized_cross_correlation(a: torch.Tensor, b: torch.Tensor, ndim: int = 3
 
     Notes
     -----
-    Source: SPEC section 3 (the correlation with the truth of section 6).
+    Source: the book's appendix on notation and conventions (metrics) (the correlation with the truth of the reference set-up).
     """
     ndim = check_ndim(ndim)
     a, b = real_pair(a, b, ndim)
@@ -127,7 +127,7 @@ def rmse(
     error projected on the region, e.g. ``rmse(apply_missing_wedge(x_hat - x,
     mask))`` for the measured region, and the squared RMSEs of the measured
     region and the wedge add up to the squared plain RMSE.
-    Source: SPEC section 3 (RMSE inside/outside the wedge).
+    Source: the book's appendix on notation and conventions (metrics) (RMSE inside/outside the wedge).
     """
     ndim = resolve_ndim(ndim, mask)
     x_hat, x = real_pair(x_hat, x, ndim, ("x_hat", "x"))
@@ -160,7 +160,7 @@ def relative_wedge_error(
     pooled : bool
         False (default): one ratio per volume, shape ``(...)``. True: sum
         numerator and denominator over the whole batch first and return one
-        ratio (a 0-dim tensor), the figure SPEC section 6 reports for a
+        ratio (a 0-dim tensor), the figure the reference set-up of the book's CryoGEN-II chapter reports for a
         held-out set; it weights volumes by their in-wedge power instead of
         equally.
 
@@ -178,7 +178,7 @@ def relative_wedge_error(
     Notes
     -----
     Sums over the full grid (Hermitian weights on the half grid), orthonormal
-    FFT. Source: SPEC section 6.
+    FFT. Source: the reference set-up of the book's CryoGEN-II chapter.
     """
     ndim = mask.ndim
     x_hat, x = real_pair(x_hat, x, ndim, ("x_hat", "x"))

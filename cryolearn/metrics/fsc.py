@@ -71,7 +71,7 @@ class FSCResult:
 
     Notes
     -----
-    Source: SPEC section 3.
+    Source: the book's appendix on notation and conventions (metrics).
     """
 
     frequency: torch.Tensor
@@ -117,7 +117,7 @@ class FSCResult:
         ``f = f_p + (fsc_p - t) / (fsc_p - fsc_i) (f_i - f_p)``. If the first
         shell is already below, the crossing is that shell's frequency; if no
         shell is below, it is the last shell's frequency and ``crossed`` is
-        False. Source: SPEC section 3 (the 0.5 and 0.143 crossings).
+        False. Source: the book's appendix on notation and conventions (metrics) (the 0.5 and 0.143 crossings).
         """
         valid = (self.n_samples > 0) & (self.frequency > 0)
         if not valid.any():
@@ -205,7 +205,7 @@ def fourier_shell_correlation(
     ``M x`` against ``x`` is 0 in every non-empty shell (and ``nan`` in the
     origin shell, which holds no missing coefficient).
 
-    Source: SPEC section 3.
+    Source: the book's appendix on notation and conventions (metrics).
     """
     ndim = resolve_ndim(ndim, mask)
     a, b = real_pair(a, b, ndim)
@@ -268,6 +268,6 @@ def fsc_crossings(result: FSCResult, thresholds: Sequence[float] = (0.5, 0.143))
 
     Notes
     -----
-    Source: SPEC section 3.
+    Source: the book's appendix on notation and conventions (metrics).
     """
     return {float(t): result.resolution_at(t) for t in thresholds}

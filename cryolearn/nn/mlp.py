@@ -44,7 +44,7 @@ class MLP(nn.Module):
 
     Notes
     -----
-    Source: SPEC section 2 (the toys of the book's early chapters use the
+    Source: the book's chapters on the four methods (the toys of the book's early chapters use the
     same methods with points in place of volumes).
     """
 

@@ -1,4 +1,4 @@
-"""The reconstructor ``G_theta : y -> x_hat`` (SPEC section 2, first paragraph).
+"""The reconstructor ``G_theta : y -> x_hat`` (the book's chapters on the four methods, first paragraph).
 
 :class:`UNet` is the shared reconstructor of the four methods: a small 2D or
 3D U-Net with a residual output, ``G(y) = y + f(y)``, whose last layer starts
@@ -38,7 +38,7 @@ def count_parameters(module: nn.Module) -> int:
 
     Notes
     -----
-    Reported in the book's cost tables (SPEC section 3).
+    Reported in the book's cost tables (the book's appendix on notation and conventions (metrics)).
     """
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
@@ -84,8 +84,8 @@ class UNet(nn.Module):
 
     Notes
     -----
-    Source: SPEC section 2 ("a small 3D U-Net with a residual connection; a
-    2D one for the 2D toy") and section 6 (12 base channels); Ronneberger,
+    Source: the book's chapters on the four methods ("a small 3D U-Net with a residual connection; a
+    2D one for the 2D toy") and the reference set-up of the CryoGEN-II chapter (12 base channels); Ronneberger,
     Fischer & Brox, "U-Net", MICCAI 2015. Input and output have the same
     shape; leading dimensions are flattened into one batch and restored.
     The output follows the input's device and dtype once the module has

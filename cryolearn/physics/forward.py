@@ -1,4 +1,4 @@
-"""The forward model ``y = M(R x) + M n`` and the rotation proxy (SPEC section 1).
+"""The forward model ``y = M(R x) + M n`` and the rotation proxy (the book's appendix on notation and conventions).
 
 Noise is set either by a standard deviation ``sigma`` or by a signal-to-noise
 ratio: ``SNR = var(x) / sigma^2``, the variance of the clean (rotated) volume
@@ -85,7 +85,7 @@ def estimate_sigma(y: torch.Tensor, mask: torch.Tensor, cutoff: float = 0.5) -> 
     exactly in expectation when the signal has no power there (a band-limited
     map) and an over-estimate by the signal's power otherwise. On the shipped
     structure maps at SNR 1 (boxes of 32^3) the over-estimate is about 3%; at
-    SNR 10 about 30%. Source: SPEC section 1 (the noise model ``y = M x + M n``);
+    SNR 10 about 30%. Source: the book's appendix on notation and conventions (the noise model ``y = M x + M n``);
     the usual noise-floor estimate from the outer Fourier shells.
     """
     nd = mask.ndim
@@ -181,7 +181,7 @@ def simulate_observation(
 
     Notes
     -----
-    Source: SPEC section 1.
+    Source: the book's appendix on notation and conventions.
     """
     if (snr is None) == (sigma is None):
         raise ValueError("give exactly one of snr and sigma")
@@ -225,7 +225,7 @@ def rotation_proxy(
 
     Notes
     -----
-    Source: SPEC section 1 ("the rotation proxy"). If ``x`` is a plausible
+    Source: the book's appendix on notation and conventions ("the rotation proxy"). If ``x`` is a plausible
     clean volume, the result is distributed like a real observation; the
     four methods learn from comparing such volumes with real observations.
     """

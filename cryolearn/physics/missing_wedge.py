@@ -1,4 +1,4 @@
-"""The missing wedge: Fourier masks and the operator ``M`` (SPEC section 1).
+"""The missing wedge: Fourier masks and the operator ``M`` (the book's appendix on notation and conventions).
 
 Geometry follows IMOD and RELION: the beam runs along Z, the tilt axis along
 Y, and volumes are stored ``(..., D, H, W) = (z, y, x)`` as mrcfile reads
@@ -109,7 +109,7 @@ def missing_band_mask(
 
     Notes
     -----
-    Source: SPEC section 1 (the 1D analogue) and the side-by-side chapter.
+    Source: the book's appendix on notation and conventions (the 1D analogue) and the side-by-side chapter.
     """
     k_lo, k_hi = (float(b) for b in band)
     if not (0.0 <= k_lo < k_hi <= 0.5):
@@ -160,7 +160,7 @@ def missing_wedge_mask(
 
     Notes
     -----
-    Source: SPEC section 1. The measured fraction of the samples inside the
+    Source: the book's appendix on notation and conventions. The measured fraction of the samples inside the
     sphere ``|k| <= 1/2`` is close to ``(theta_max - theta_min) / 180``.
 
     Examples
@@ -213,7 +213,7 @@ def apply_missing_wedge(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     Notes
     -----
-    Source: SPEC section 1. Orthonormal FFTs; with a bool mask ``M`` is an
+    Source: the book's appendix on notation and conventions. Orthonormal FFTs; with a bool mask ``M`` is an
     orthogonal projection (``M M = M``, ``M^T = M``).
     """
     if x.is_complex():

@@ -77,7 +77,7 @@ def cube_rotations(ndim: int = 3, dtype: torch.dtype = torch.float32, device=Non
 
     Notes
     -----
-    Source: SPEC section 1 (the default rotations of the rotation proxy).
+    Source: the book's appendix on notation and conventions (the default rotations of the rotation proxy).
     """
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim}")
@@ -123,7 +123,7 @@ def rotate_cube(x: torch.Tensor, index: int | torch.Tensor, ndim: int = 3) -> to
 
     Notes
     -----
-    Source: SPEC section 1. No interpolation: values are permuted exactly.
+    Source: the book's appendix on notation and conventions. No interpolation: values are permuted exactly.
     """
     if x.ndim < ndim:
         raise ValueError(f"x must have at least {ndim} dims, got shape {tuple(x.shape)}")
@@ -238,7 +238,7 @@ def rotate_volume(x: torch.Tensor, rotation: torch.Tensor, mode: str = "bilinear
 
     Notes
     -----
-    Source: SPEC section 1 (continuous SO(3) option). Interpolation blurs
+    Source: the book's appendix on notation and conventions (continuous SO(3) option). Interpolation blurs
     slightly; use :func:`rotate_cube` where exactness matters.
     """
     if x.ndim < 3:

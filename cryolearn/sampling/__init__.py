@@ -1,4 +1,4 @@
-"""Posterior sampling: Langevin, SGLD and importance reweighting (SPEC section 2, CryoWGEN-I and -II)."""
+"""Posterior sampling: Langevin, SGLD and importance reweighting (the book's chapters on the four methods, CryoWGEN-I and -II)."""
 
 from .energies import boltzmann_density, double_well, gaussian_energy
 from .importance import ImportanceResult, effective_sample_size, importance_reweight

@@ -74,7 +74,7 @@ def gaussian_energy(x: torch.Tensor, mean: torch.Tensor | float = 0.0, var: torc
 
     Notes
     -----
-    Source: SPEC section 2 (with ``w = 0`` the CryoWGEN posterior is this,
+    Source: the book's chapters on the four methods (with ``w = 0`` the CryoWGEN posterior is this,
     diagonal in Fourier space).
     """
     if x.ndim < 2:
@@ -111,7 +111,7 @@ def boltzmann_density(
     Notes
     -----
     ``Z`` is computed by the trapezoidal rule after subtracting ``min U``
-    (no overflow). Source: SPEC section 2 (``q proportional to exp(-U / gamma)``).
+    (no overflow). Source: the book's chapters on the four methods (``q proportional to exp(-U / gamma)``).
     """
     if grid.ndim != 1 or grid.numel() < 2 or not bool((grid.diff() > 0).all()):
         raise ValueError("grid must be a 1-D strictly increasing tensor of at least 2 points")

@@ -1,4 +1,4 @@
-"""Self-normalised importance reweighting and effective sample size (SPEC section 2, CryoWGEN-I).
+"""Self-normalised importance reweighting and effective sample size (the book's chapters on the four methods, CryoWGEN-I).
 
 Candidates ``x_k`` drawn from a reference get log-weights ``l_k`` (target over
 reference, up to a constant); the weights ``softmax(l)`` turn them into a
@@ -79,7 +79,7 @@ def effective_sample_size(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoWGEN-I); Kish (1965), "Survey Sampling".
+    Source: the book's chapters on the four methods (CryoWGEN-I); Kish (1965), "Survey Sampling".
     Computed in the log domain as ``exp(2 logsumexp(l) - logsumexp(2 l))``.
     """
     if (weights is None) == (log_weights is None):
@@ -124,7 +124,7 @@ def importance_reweight(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoWGEN-I): with candidates from
+    Source: the book's chapters on the four methods (CryoWGEN-I): with candidates from
     ``N(x_bar, (gamma / beta) I)`` and
     ``l_k = -[||y - M x_k||^2 / (2 sigma^2) - w(x_k)] / gamma`` this targets the
     Boltzmann posterior ``q_gamma``. The estimates are consistent but biased

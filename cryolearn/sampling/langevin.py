@@ -1,4 +1,4 @@
-"""Langevin sampling: unadjusted Langevin and SGLD (SPEC section 2, CryoWGEN-II).
+"""Langevin sampling: unadjusted Langevin and SGLD (the book's chapters on the four methods, CryoWGEN-II).
 
 A potential ``U`` maps a batch of states ``(K, B, ...)`` -- ``K`` chains for
 each of ``B`` observations, one tensor -- to energies ``(K, B)``. Each step is
@@ -130,7 +130,7 @@ def langevin(
         Number of steps, ``>= 1``.
     temperature : float
         ``T > 0``: the target is ``exp(-U / T)``, all widths scale with
-        ``sqrt(T)`` (``gamma`` in SPEC section 2).
+        ``sqrt(T)`` (``gamma`` in the book's chapters on the four methods).
     burn_in : int
         Steps whose states are discarded, ``0 <= burn_in < n_steps``.
     thin : int
@@ -162,7 +162,7 @@ def langevin(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoWGEN-II); Roberts & Tweedie (1996),
+    Source: the book's chapters on the four methods (CryoWGEN-II); Roberts & Tweedie (1996),
     "Exponential convergence of Langevin distributions and their discrete
     approximations", Bernoulli. The update is
     ``x <- x - eta_t * grad U(x) / T + sqrt(2 eta_t) xi``. Without a
@@ -265,7 +265,7 @@ def sgld(
 
     Notes
     -----
-    Source: SPEC section 2 (CryoWGEN-II); Welling & Teh (2011), "Bayesian
+    Source: the book's chapters on the four methods (CryoWGEN-II); Welling & Teh (2011), "Bayesian
     learning via stochastic gradient Langevin dynamics", ICML. The same loop
     as :func:`langevin`; only the default schedule differs. As the step
     decays the injected noise (``sqrt(eta)``) dominates the gradient noise

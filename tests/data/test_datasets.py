@@ -1,4 +1,4 @@
-"""Simulated subtomogram data sets and the 2D blob toy (SPEC sections 4 and 6)."""
+"""Simulated subtomogram data sets and the 2D blob toy (the book's chapter on the missing wedge (data) and the reference set-up of the book's CryoGEN-II chapter)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""MRC reading, checking, normalising and atomic writing (SPEC section 4)."""
+"""MRC reading, checking, normalising and atomic writing (the book's chapter on the missing wedge (data))."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Density maps from atomic models, Fourier cropping, and the committed maps (SPEC section 4)."""
+"""Density maps from atomic models, Fourier cropping, and the committed maps (the book's chapter on the missing wedge (data))."""
 
 import json
 import math

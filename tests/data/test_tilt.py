@@ -1,4 +1,4 @@
-"""IMOD .tlt tilt files (SPEC section 1)."""
+"""IMOD .tlt tilt files (the book's appendix on notation and conventions)."""
 
 import pytest
 import torch

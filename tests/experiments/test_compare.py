@@ -98,7 +98,7 @@ def test_sampler_spread_sits_in_the_wedge(table):
     t, methods = table
     r = t.row(method="cryowgen2")
     assert r["n_samples"] == 3 * 5
-    # SPEC section 2: with w = 0 the spread is sqrt(gamma/beta) in the wedge, sqrt(gamma/(1/sigma^2 + beta)) outside.
+    # the book's chapters on the four methods: with w = 0 the spread is sqrt(gamma/beta) in the wedge, sqrt(gamma/(1/sigma^2 + beta)) outside.
     beta = methods["cryowgen2"].beta
     assert beta != 1.0 and math.isfinite(beta)  # set by the rotation proxy after training
     assert r["std_wedge"] > r["std_measured"] > 0

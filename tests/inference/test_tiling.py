@@ -1,4 +1,4 @@
-"""Tiled whole-tomogram restoration (SPEC sections 1 and 4)."""
+"""Tiled whole-tomogram restoration (the book's appendix on notation and conventions and the book's chapter on the missing wedge (data))."""
 
 import itertools
 import math

@@ -1,4 +1,4 @@
-"""CryoGEN-I and CryoGEN-II: the shared interface and the objectives (SPEC section 2)."""
+"""CryoGEN-I and CryoGEN-II: the shared interface and the objectives (the book's chapters on the four methods)."""
 
 import numpy as np
 import ot as pot

@@ -1,4 +1,4 @@
-"""CryoWGEN-I and -II against the closed-form Gaussian posterior with w = 0 (SPEC section 2)."""
+"""CryoWGEN-I and -II against the closed-form Gaussian posterior with w = 0 (the book's chapters on the four methods)."""
 
 import pytest
 import torch

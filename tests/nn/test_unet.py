@@ -1,4 +1,4 @@
-"""The reconstructor network UNet (SPEC section 2, first paragraph)."""
+"""The reconstructor network UNet (the book's chapters on the four methods, first paragraph)."""
 
 import pytest
 import torch

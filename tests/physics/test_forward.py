@@ -1,4 +1,4 @@
-"""The forward model y = M(Rx) + M n and the rotation proxy (SPEC section 1)."""
+"""The forward model y = M(Rx) + M n and the rotation proxy (the book's appendix on notation and conventions)."""
 
 import pytest
 import torch

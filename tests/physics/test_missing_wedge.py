@@ -1,4 +1,4 @@
-"""The missing-wedge mask and operator M (SPEC section 1)."""
+"""The missing-wedge mask and operator M (the book's appendix on notation and conventions)."""
 
 import math
 

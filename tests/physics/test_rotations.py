@@ -1,4 +1,4 @@
-"""Rotations: the cube group applied exactly, and continuous SO(3) (SPEC section 1)."""
+"""Rotations: the cube group applied exactly, and continuous SO(3) (the book's appendix on notation and conventions)."""
 
 import numpy as np
 import pytest

@@ -55,7 +55,7 @@ def test_reweighting_standard_normal_toward_shifted_gaussian():
 
 
 def test_gaussian_posterior_of_cryowgen1():
-    # SPEC section 2, w = 0, a measured coefficient: reference N(x_bar, gamma / beta),
+    # the book's chapters on the four methods, w = 0, a measured coefficient: reference N(x_bar, gamma / beta),
     # l = -(y - x)^2 / (2 sigma^2 gamma) targets N((y / s2 + beta x_bar) / (1 / s2 + beta), gamma / (1 / s2 + beta)).
     y, x_bar, sigma, beta, gamma = 1.0, -0.5, 0.7, 2.0, 0.5
     xi = torch.randn(100_000, 1, dtype=DTYPE, generator=torch.Generator().manual_seed(2))  # (K, B)
