@@ -80,9 +80,8 @@ class CryoGEN2(Method):
 
     Notes
     -----
-    Source: the book's chapters on the four methods ("CryoGEN-II") and its reference set-up (the reference
-    point: in-wedge relative error 1.00 -> 0.37 on the 2D toy); seed
-    document 000 (CryoGEN-II); book chapter "CryoGEN-II".
+    Source: book chapter "CryoGEN-II" and its reference set-up (the
+    reference point: in-wedge relative error 1.00 -> 0.37 on the 2D toy).
     """
 
     Config = CryoGEN2Config
