@@ -18,10 +18,10 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .metrics import FSCResult
+from .metrics import FSCResult, StdErrorBins
 from .physics import rfft_shape
 
-__all__ = ["orthoslices", "fourier_slices", "plot_fsc", "interactive"]
+__all__ = ["orthoslices", "fourier_slices", "plot_fsc", "plot_reliability", "interactive"]
 
 _PLANES = ("XY", "XZ", "YZ")
 
@@ -375,3 +375,39 @@ def interactive(fn: Callable[..., Figure], **sliders: Sequence[Any]) -> Figure:
                 for name, values in options.items()}
     ipywidgets.interact(show, **controls)
     return fig
+
+
+def plot_reliability(bins: StdErrorBins, ax: Axes | None = None, label: str | None = None) -> Figure:
+    """Reliability plot of a std map: RMSE against root mean variance per std bin (Levi et al. 2019).
+
+    Parameters
+    ----------
+    bins : StdErrorBins
+        From :func:`cryolearn.metrics.std_error_bins`.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+    label : str, optional
+        Legend entry; the ENCE and the decile ratio are added to it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Points on the diagonal are calibrated; a map that ranks voxels by
+        error spreads its points along it, a flat one bunches them.
+
+    Notes
+    -----
+    Source: book chapter "CryoWGEN-II" and the appendix on notation and conventions (metrics).
+    """
+    if ax is None:
+        fig = Figure(figsize=(4.2, 4.0), layout="constrained")
+        ax = fig.subplots()
+    rmv, rmse = bins.rmv.detach().cpu().numpy(), bins.rmse.detach().cpu().numpy()
+    text = f"ENCE {bins.ence:.2f}, decile ratio {bins.decile_ratio:.2f}"
+    ax.plot(rmv, rmse, marker="o", label=f"{label}: {text}" if label else text)
+    hi = float(max(rmv.max(), rmse.max())) * 1.05
+    ax.plot([0, hi], [0, hi], color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("root mean variance (predicted)")
+    ax.set_ylabel("RMSE (actual)")
+    ax.legend(fontsize=8)
+    return ax.figure

@@ -133,3 +133,17 @@ def test_bad_inputs_raise():
         viz.orthoslices(np.zeros((2, 4, 4, 4)), titles=["one"])
     with pytest.raises(ValueError, match="half grid"):
         viz.fourier_slices(missing_wedge_mask((8, 8, 8)), shape=(8, 8, 10))
+
+
+def test_reliability_plot_draws_the_bins_and_the_diagonal():
+    from cryolearn.metrics import std_error_bins
+    from cryolearn.viz import plot_reliability
+
+    g = torch.Generator().manual_seed(1)
+    std = torch.rand(1000, generator=g) + 0.1
+    truth = torch.zeros(1000)
+    bins = std_error_bins(std * torch.randn(1000, generator=g), std, truth)
+    fig = plot_reliability(bins, label="test")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and len(ax.lines[0].get_xdata()) == 10
+    assert "ENCE" in ax.get_legend().get_texts()[0].get_text()

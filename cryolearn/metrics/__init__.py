@@ -20,7 +20,8 @@ Modules:
 - :mod:`.errors`: :func:`psnr`, :func:`normalized_cross_correlation`,
   :func:`rmse` (whole volume or by Fourier region), :func:`relative_wedge_error`.
 - :mod:`.calibration`: :func:`calibration_from_samples`,
-  :func:`calibration_gaussian`, :func:`posterior_spread_in_out`.
+  :func:`calibration_gaussian`, :func:`posterior_spread_in_out`,
+  :func:`std_error_bins` (ENCE and the RMSE by std decile).
 - :mod:`.no_truth`: without ground truth, for real data:
   :func:`wedge_power_ratio` (in-wedge power relative to measured power per
   shell) and :func:`rotation_validation_error` (the held-out rotation test).
@@ -29,7 +30,14 @@ Modules:
 Source: book chapters 1 and 6 onwards use them.
 """
 
-from .calibration import PosteriorSpread, calibration_from_samples, calibration_gaussian, posterior_spread_in_out
+from .calibration import (
+    PosteriorSpread,
+    StdErrorBins,
+    calibration_from_samples,
+    calibration_gaussian,
+    posterior_spread_in_out,
+    std_error_bins,
+)
 from .errors import normalized_cross_correlation, psnr, relative_wedge_error, rmse
 from .fsc import FSCCrossing, FSCResult, fourier_shell_correlation, fsc_crossings
 from .no_truth import WedgePower, rotation_validation_error, wedge_power_ratio
@@ -47,6 +55,8 @@ __all__ = [
     "calibration_from_samples",
     "calibration_gaussian",
     "posterior_spread_in_out",
+    "StdErrorBins",
+    "std_error_bins",
     "WedgePower",
     "wedge_power_ratio",
     "rotation_validation_error",

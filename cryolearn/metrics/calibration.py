@@ -5,6 +5,10 @@ fraction of voxels whose true value lies in central posterior intervals (ideal:
 the interval's probability); :func:`posterior_spread_in_out` compares the
 spread of posterior samples inside the missing wedge with the measured region,
 in Fourier space (Hermitian weights of :mod:`cryolearn.physics.fourier`).
+:func:`std_error_bins` asks whether a std map says *where* the error is
+(Levi et al. 2019): voxels sorted by predicted std into bins, the root mean
+variance against the RMSE in each, the expected normalised calibration error
+(ENCE) and the ratio of the RMSE of the highest-std bin to the lowest's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ import torch
 from ..physics.fourier import half_grid_sum, hermitian_weights, ortho_rfftn
 from .checks import check_mask, check_ndim, real_pair
 
-__all__ = ["calibration_from_samples", "calibration_gaussian", "PosteriorSpread", "posterior_spread_in_out"]
+__all__ = [
+    "calibration_from_samples",
+    "calibration_gaussian",
+    "PosteriorSpread",
+    "posterior_spread_in_out",
+    "StdErrorBins",
+    "std_error_bins",
+]
 
 
 def _check_levels(levels: Sequence[float]) -> list[float]:
@@ -204,3 +215,85 @@ def posterior_spread_in_out(samples: torch.Tensor, mask: torch.Tensor) -> Poster
         return half_grid_sum(std, w) / w.sum()
 
     return PosteriorSpread(missing=region_mean(~mask), measured=region_mean(mask))
+
+
+@dataclass
+class StdErrorBins:
+    """Predicted std against actual error, voxels binned by predicted std (Levi et al. 2019).
+
+    Attributes
+    ----------
+    rmv : torch.Tensor
+        ``(n_bins,)`` root mean variance ``sqrt(mean std^2)`` per bin, lowest std first.
+    rmse : torch.Tensor
+        ``(n_bins,)`` root mean squared error of the mean against the truth per bin.
+    ence : float
+        Expected normalised calibration error ``mean_bins |RMV - RMSE| / RMV``
+        (0 is perfect).
+    decile_ratio : float
+        ``RMSE(highest-std bin) / RMSE(lowest-std bin)``: 1 when the map does
+        not rank voxels by error at all, larger when it does.
+    error_std_correlation : float
+        Pearson correlation between the std map and the absolute error, voxel by voxel.
+    """
+
+    rmv: torch.Tensor
+    rmse: torch.Tensor
+    ence: float
+    decile_ratio: float
+    error_std_correlation: float
+
+
+def std_error_bins(mean: torch.Tensor, std: torch.Tensor, truth: torch.Tensor, n_bins: int = 10) -> StdErrorBins:
+    """Does a std map say where the error is? Voxels binned by predicted std (Levi et al. 2019).
+
+    Parameters
+    ----------
+    mean : torch.Tensor
+        ``(..., D, H, W)`` posterior means (any shape: voxels are pooled).
+    std : torch.Tensor
+        Predicted voxel-wise standard deviations, same shape.
+    truth : torch.Tensor
+        Ground truth, same shape.
+    n_bins : int
+        Number of equally populated bins (10: deciles).
+
+    Returns
+    -------
+    StdErrorBins
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, a value is not finite, a std is negative, or
+        there are fewer voxels than bins.
+
+    Notes
+    -----
+    Source: D. Levi, L. Gispan, N. Giladi and E. Fetaya, "Evaluating and
+    calibrating uncertainty prediction in regression tasks", arXiv:1905.11659
+    (2019); book appendix on notation and conventions (metrics). Global
+    coverage alone cannot tell a flat std map from an informative one; the
+    decile ratio can.
+    """
+    if not (mean.shape == std.shape == truth.shape):
+        raise ValueError(f"mean, std and truth must have one shape, got {tuple(mean.shape)}, {tuple(std.shape)}, "
+                         f"{tuple(truth.shape)}")
+    if not all(torch.isfinite(t).all() for t in (mean, std, truth)):
+        raise ValueError("mean, std and truth must be finite")
+    if (std < 0).any():
+        raise ValueError("std must be non-negative")
+    s, e = std.flatten().double(), (mean - truth).flatten().double()
+    if s.numel() < n_bins or n_bins < 2:
+        raise ValueError(f"need at least 2 bins and as many voxels as bins, got {n_bins} bins, {s.numel()} voxels")
+    order = torch.argsort(s)
+    bins = torch.arange(s.numel(), device=s.device) * n_bins // s.numel()  # equally populated, lowest std first
+    var_sum = torch.zeros(n_bins, dtype=s.dtype, device=s.device).index_add_(0, bins, s[order].pow(2))
+    err_sum = torch.zeros(n_bins, dtype=s.dtype, device=s.device).index_add_(0, bins, e[order].pow(2))
+    count = torch.zeros(n_bins, dtype=s.dtype, device=s.device).index_add_(0, bins, torch.ones_like(s))
+    rmv, rmse = (var_sum / count).sqrt(), (err_sum / count).sqrt()
+    ence = ((rmv - rmse).abs() / rmv.clamp_min(torch.finfo(s.dtype).tiny)).mean().item()
+    a = e.abs()
+    corr = torch.corrcoef(torch.stack([s, a]))[0, 1].item() if s.std() > 0 and a.std() > 0 else 0.0
+    return StdErrorBins(rmv=rmv, rmse=rmse, ence=ence, decile_ratio=(rmse[-1] / rmse[0].clamp_min(1e-300)).item(),
+                        error_std_correlation=corr)

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from cryolearn.metrics import calibration_from_samples, calibration_gaussian, posterior_spread_in_out
@@ -50,3 +51,36 @@ def test_posterior_spread_in_and_out_of_the_wedge():
     torch.testing.assert_close(spread.missing, torch.full((2,), 3.0, dtype=torch.float64), rtol=0.03, atol=0)
     torch.testing.assert_close(spread.measured, torch.full((2,), 0.5, dtype=torch.float64), rtol=0.03, atol=0)
     torch.testing.assert_close(spread.ratio, spread.missing / spread.measured)
+
+
+def test_std_error_bins_ranks_an_informative_map_and_not_a_flat_one():
+    """Errors drawn with a known, varying std: the true std map is calibrated (ENCE ~ 0) and ranks voxels
+    (decile ratio = ratio of the std deciles); a flat map with the right global level has ratio far above 1
+    only through the error itself, and ENCE large in its bins."""
+    from cryolearn.metrics import std_error_bins
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(200_000, generator=g, dtype=torch.float64)
+    std = torch.exp(torch.randn(200_000, generator=g, dtype=torch.float64))  # spread over orders of magnitude
+    mean = truth + std * torch.randn(200_000, generator=g, dtype=torch.float64)
+    good = std_error_bins(mean, std, truth)
+    assert good.ence < 0.05
+    torch.testing.assert_close(good.rmse, good.rmv, rtol=0.05, atol=0)
+    assert good.decile_ratio > 10 and good.error_std_correlation > 0.5
+    flat = std_error_bins(mean, torch.full_like(std, std.pow(2).mean().sqrt().item()), truth)
+    # equal std everywhere: the bins are arbitrary slices, every bin has about the same RMSE
+    assert abs(flat.decile_ratio - 1) < 0.1 and abs(flat.error_std_correlation) < 0.05
+    shuffled = std_error_bins(mean, std[torch.randperm(std.numel(), generator=g)], truth)
+    assert abs(shuffled.decile_ratio - 1) < 0.1 and shuffled.ence > 0.5  # right marginal, wrong places
+
+
+def test_std_error_bins_refuses_bad_input():
+    from cryolearn.metrics import std_error_bins
+
+    x = torch.zeros(4, 4)
+    with pytest.raises(ValueError, match="one shape"):
+        std_error_bins(x, x[:2], x)
+    with pytest.raises(ValueError, match="non-negative"):
+        std_error_bins(x, -torch.ones(4, 4), x)
+    with pytest.raises(ValueError, match="bins"):
+        std_error_bins(x[:1, :3], x[:1, :3], x[:1, :3])
