@@ -53,3 +53,22 @@ def test_errors_exit_nonzero(tmp_path, run):
     assert rc == 2 and "tilt range" in err
     rc, _, err = run("fsc", tmp_path / "a.mrc", tmp_path / "a.mrc", "--tlt", tmp_path / "none.tlt")
     assert rc == 2 and "none.tlt" in err
+
+
+def test_fsc_with_a_std_map_reports_calibration(tmp_path, run):
+    from cryolearn.data import write_mrc
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(16, 16, 16, generator=g)
+    std = 0.2 + torch.rand(16, 16, 16, generator=g)
+    mean = truth + std * torch.randn(16, 16, 16, generator=g)
+    for name, v in (("mean", mean), ("std", std), ("truth", truth)):
+        write_mrc(tmp_path / f"{name}.mrc", v, 5.0)
+    rc, out, err = run("fsc", tmp_path / "mean.mrc", tmp_path / "truth.mrc", "--std", tmp_path / "std.mrc")
+    assert rc == 0, err
+    cov = [float(w) for w in out.split("coverage")[1].split("\n")[0].replace("%", "").replace(",", "").split()[1::2]]
+    assert abs(cov[0] - 0.5) < 0.05 and abs(cov[1] - 0.9) < 0.05
+    ratio = float(out.split("lowest std decile ")[1].split(",")[0])
+    assert ratio > 2  # the true std map ranks voxels by error
+    rc, _, err = run("fsc", tmp_path / "mean.mrc", tmp_path / "truth.mrc", "--std", tmp_path / "nope.mrc")
+    assert rc == 2
