@@ -55,6 +55,9 @@ class PosteriorConfig(CryoGEN2Config):
 
     Attributes
     ----------
+    lam : float
+        Weight of the transport term (default 1, not CryoGEN-II's 4: the
+        samplers were not measured at 4).
     gamma : float
         Temperature of the posterior.
     beta : float
@@ -69,6 +72,7 @@ class PosteriorConfig(CryoGEN2Config):
         about ``2**22`` voxels per pass.
     """
 
+    lam: float = 1.0  # the samplers keep 1: not yet measured at CryoGEN-II's 4
     gamma: float = 1.0
     beta: float = 1.0
     nu: float = 1.0
