@@ -18,7 +18,8 @@ Modules:
 - :mod:`.fsc`: :func:`fourier_shell_correlation`, :class:`FSCResult`,
   :func:`fsc_crossings`.
 - :mod:`.errors`: :func:`psnr`, :func:`normalized_cross_correlation`,
-  :func:`rmse` (whole volume or by Fourier region), :func:`relative_wedge_error`.
+  :func:`rmse` (whole volume or by Fourier region), :func:`relative_wedge_error`,
+  :func:`pointwise_square_baseline` (the trivial baseline).
 - :mod:`.calibration`: :func:`calibration_from_samples`,
   :func:`calibration_gaussian`, :func:`posterior_spread_in_out`,
   :func:`std_error_bins` (ENCE and the RMSE by std decile).
@@ -38,7 +39,7 @@ from .calibration import (
     posterior_spread_in_out,
     std_error_bins,
 )
-from .errors import normalized_cross_correlation, psnr, relative_wedge_error, rmse
+from .errors import normalized_cross_correlation, pointwise_square_baseline, psnr, relative_wedge_error, rmse
 from .fsc import FSCCrossing, FSCResult, fourier_shell_correlation, fsc_crossings
 from .no_truth import WedgePower, rotation_validation_error, wedge_power_ratio
 
@@ -52,6 +53,7 @@ __all__ = [
     "normalized_cross_correlation",
     "rmse",
     "relative_wedge_error",
+    "pointwise_square_baseline",
     "calibration_from_samples",
     "calibration_gaussian",
     "posterior_spread_in_out",

@@ -15,7 +15,7 @@ import torch
 from ..physics.fourier import half_grid_sum, hermitian_weights, ortho_rfftn
 from .checks import check_mask, check_ndim, real_pair, resolve_ndim
 
-__all__ = ["psnr", "normalized_cross_correlation", "rmse", "relative_wedge_error"]
+__all__ = ["psnr", "normalized_cross_correlation", "rmse", "relative_wedge_error", "pointwise_square_baseline"]
 
 
 def psnr(
@@ -191,3 +191,45 @@ def relative_wedge_error(
     if pooled:
         return num.sum() / den.sum()
     return num / den
+
+
+def pointwise_square_baseline(y: torch.Tensor, x: torch.Tensor, ndim: int = 3) -> torch.Tensor:
+    """The trivial baseline a restoration must beat: the squared observation, one scale fitted on the truth.
+
+    Any pointwise nonlinearity mixes Fourier frequencies, so it puts power into
+    the missing wedge; for positive densities that power is correlated with
+    the truth. A method that does not beat this inside the wedge has not
+    learned anything a square could not do.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``(..., D, H, W)`` observations (normalised as the methods see them).
+    x : torch.Tensor
+        ``(..., D, H, W)`` ground truth in the same units (used only to fit
+        one scale ``a`` over all volumes, by least squares).
+    ndim : int
+        Number of spatial axes (3, or 2 for images).
+
+    Returns
+    -------
+    torch.Tensor
+        ``a * (y^2 - mean(y^2))`` per volume, the shape of ``y``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+
+    Notes
+    -----
+    Source: book chapter "Side by side" (the baselines next to the methods).
+    The truth enters only through one number, the scale, which favours the
+    baseline.
+    """
+    if y.shape != x.shape:
+        raise ValueError(f"y and x must have one shape, got {tuple(y.shape)} and {tuple(x.shape)}")
+    dims = tuple(range(-ndim, 0))
+    sq = y.pow(2) - y.pow(2).mean(dims, keepdim=True)
+    a = (sq * x).sum() / sq.pow(2).sum().clamp_min(torch.finfo(sq.dtype).tiny)
+    return a * sq

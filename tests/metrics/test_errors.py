@@ -65,3 +65,22 @@ def test_relative_wedge_error_baselines_and_pooling():
     assert pooled.ndim == 0
     torch.testing.assert_close(pooled, num.sum() / den.sum())
     assert not torch.allclose(pooled, per.mean())  # the two reductions differ here
+
+
+def test_pointwise_square_baseline_is_the_best_scaled_square():
+    from cryolearn.metrics import pointwise_square_baseline
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(3, 8, 8, 8, generator=g, dtype=torch.float64)
+    x = torch.randn(3, 8, 8, 8, generator=g, dtype=torch.float64)
+    b = pointwise_square_baseline(y, x)
+    sq = y**2 - (y**2).mean((-3, -2, -1), keepdim=True)
+    a = (b / sq).flatten()[0]
+    torch.testing.assert_close(b, a * sq)
+    # least squares: the residual is orthogonal to the square, and any other scale does worse
+    assert abs(((x - b) * sq).sum().item()) < 1e-8
+    assert ((x - 1.1 * b) ** 2).sum() > ((x - b) ** 2).sum() < ((x - 0.9 * b) ** 2).sum()
+    # a volume that is a square already is recovered exactly, mean removed
+    z = torch.rand(1, 8, 8, 8, generator=g, dtype=torch.float64)
+    t = 3 * (z**2 - (z**2).mean())
+    torch.testing.assert_close(pointwise_square_baseline(z, t), t)
