@@ -2,9 +2,10 @@
 
 The prior is ``p(x) = exp(-E_psi(x)) / Z``; the MAP estimate minimises::
 
-    J(x; y) = ||y - M x||^2 / (2 sigma^2) + lambda * E_psi(x)
+    J(x; y) = ||y - M x||^2 / (2 sigma^2 N) + lambda * E_psi(x)
 
-and never needs ``Z``. The energy is learned in observation space: a critic
+(``N`` the voxel count: both terms per voxel, so one ``lambda`` serves 1D,
+2D and 3D) and never needs ``Z``. The energy is learned in observation space: a critic
 ``D_psi`` tells real observations from re-degraded reconstructions
 ``M(R G(y)) + M n``, and ``E_psi(x) = softplus(-D_psi(M(R x) + M n))`` averaged
 over random ``R`` (the non-saturating GAN loss). Each training step alternates
@@ -36,8 +37,10 @@ class CryoGEN1(Method):
     mask, sigma, network, base_channels, batch_size, lr, rotations, seed
         As :class:`cryolearn.methods.Method`.
     lam : float
-        Weight ``lambda`` of the energy in the MAP objective (the fidelity is
-        per voxel, the energy per volume).
+        Weight ``lambda`` of the energy in the MAP objective ``J`` per voxel:
+        ``J = fidelity / N + lambda * E_psi`` with ``N`` the voxel count,
+        i.e. ``lambda * N`` against the negative log-likelihood of the whole
+        volume. The same value works for images and volumes of any size.
     n_critic : int
         D-updates per step.
     loss : {"bce", "wgan-gp"}
@@ -127,7 +130,13 @@ class CryoGEN1(Method):
         return e.reshape(x.shape[: -self.ndim])
 
     def map_objective(self, y: torch.Tensor, x: torch.Tensor, average: bool = False) -> torch.Tensor:
-        """``J(x; y)`` per voxel: fidelity per voxel plus ``lambda * E_psi(x)`` / voxel count.
+        """``J(x; y)`` per voxel: the fidelity per voxel plus ``lambda * E_psi(x)``.
+
+        The fidelity is the negative log-likelihood divided by the voxel
+        count ``N``; the energy enters on that scale, so ``lambda`` is a
+        weight per voxel that does not depend on the box size (the MAP
+        objective of the whole volume is ``N J``, whose prior weight is
+        ``lambda N``).
 
         Parameters
         ----------
@@ -141,8 +150,7 @@ class CryoGEN1(Method):
         torch.Tensor
             ``(...)``.
         """
-        n_vox = math.prod(x.shape[-self.ndim :])
-        return self.data_fidelity(y, x) + self.lam * self.energy(x, average=average) / n_vox
+        return self.data_fidelity(y, x) + self.lam * self.energy(x, average=average)
 
     # ----- training --------------------------------------------------------------
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -205,8 +213,7 @@ class CryoGEN1(Method):
             fid = self.data_fidelity(y, x_hat).mean()
             energy = self.energy(x_hat).mean()
             reg = (x_hat - x_e).pow(2).mean() / self.sigma**2
-            n_vox = math.prod(y.shape[-self.ndim :])
-            loss_g = fid + self.lam * energy / n_vox + self.mu * reg
+            loss_g = fid + self.lam * energy + self.mu * reg
             self.optimizers["network"].zero_grad(set_to_none=True)
             loss_g.backward()
             self.optimizers["network"].step()
@@ -228,15 +235,26 @@ class CryoGEN1(Method):
         refine_steps : int
             Gradient-descent steps on ``x`` (all observations at once) on the
             MAP objective with the rotation-averaged energy (deterministic).
+            0 (default) returns ``G(y)``.
         refine_step_size : float
-            Step in units of ``sigma^2`` on the objective at the volume scale
-            (the fidelity alone is stable below 2).
+            Initial step in units of ``sigma^2`` on the objective at the
+            volume scale (the fidelity alone is stable below 2).
 
         Returns
         -------
         Reconstruction
             ``mean`` of ``y``'s shape; ``diagnostics["map_objective"]`` holds
-            ``J`` per observation after refinement.
+            ``J`` per observation after refinement (``(...)``), never above
+            its value at ``G(y)``.
+
+        Notes
+        -----
+        A step is kept for an observation only if it lowers that
+        observation's ``J``; otherwise the observation stays where it was and
+        its step is halved (a monotone backtracking descent, Nocedal and
+        Wright, *Numerical Optimization*, 2006, chapter 3). The energy is a
+        learned, non-convex function, so without the safeguard a fixed step
+        can overshoot and raise both ``J`` and the error against the truth.
         """
         x = self.predict(y, batch_size)
         if refine_steps <= 0:
@@ -247,14 +265,23 @@ class CryoGEN1(Method):
         yd = y.to(self.device)
         xv = x.to(self.device).clone()
         n_vox = math.prod(y.shape[-self.ndim :])
+        batch = y.shape[: y.ndim - self.ndim]
+        step = torch.full(batch, refine_step_size * self.sigma**2, device=xv.device, dtype=xv.dtype)
+        expand = (...,) + (None,) * self.ndim  # (...) -> (..., 1, 1, 1)
         try:
+            xv.requires_grad_(True)
+            j = self.map_objective(yd, xv, average=True)
+            (grad,) = torch.autograd.grad(j.sum() * n_vox, xv)
+            xv, j = xv.detach(), j.detach()
             for _ in range(refine_steps):
-                xv.requires_grad_(True)
-                j = self.map_objective(yd, xv, average=True)
-                (grad,) = torch.autograd.grad(j.sum() * n_vox, xv)
-                xv = (xv - refine_step_size * self.sigma**2 * grad).detach()
-            with torch.no_grad():
-                j = self.map_objective(yd, xv, average=True)
+                cand = (xv - step[expand] * grad).requires_grad_(True)
+                j_new = self.map_objective(yd, cand, average=True)
+                (g_new,) = torch.autograd.grad(j_new.sum() * n_vox, cand)
+                ok = j_new.detach() < j  # (...) per observation
+                xv = torch.where(ok[expand], cand.detach(), xv)
+                grad = torch.where(ok[expand], g_new, grad)
+                j = torch.where(ok, j_new.detach(), j)
+                step = torch.where(ok, step, step / 2)
         finally:
             for p in self.critic.parameters():
                 p.requires_grad_(True)
