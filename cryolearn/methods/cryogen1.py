@@ -59,6 +59,9 @@ class CryoGEN1(Method):
         Weight of the regression of ``G(y)`` onto the E-step candidates.
     critic_channels : int
         Width of the critic.
+    spectral_norm : bool
+        Spectral normalisation of every critic layer (Miyato et al. 2018,
+        "Spectral normalization for generative adversarial networks").
 
     Notes
     -----
@@ -80,6 +83,7 @@ class CryoGEN1(Method):
         e_temperature: float = 0.1,
         mu: float = 1.0,
         critic_channels: int = 8,
+        spectral_norm: bool = False,
         **kwargs,
     ):
         if loss not in ("bce", "wgan-gp"):
@@ -87,10 +91,11 @@ class CryoGEN1(Method):
         self.lam, self.n_critic, self.loss_kind, self.gp_weight = float(lam), int(n_critic), loss, float(gp_weight)
         self.lr_critic, self.e_steps, self.e_step_size = float(lr_critic), int(e_steps), float(e_step_size)
         self.e_temperature, self.mu, self.critic_channels = float(e_temperature), float(mu), int(critic_channels)
+        self.spectral_norm = bool(spectral_norm)
         super().__init__(*args, **kwargs)
 
     def _build(self) -> None:
-        self.critic = Critic(ndim=self.ndim, base_channels=self.critic_channels)
+        self.critic = Critic(ndim=self.ndim, base_channels=self.critic_channels, spectral_norm=self.spectral_norm)
 
     def _modules(self):
         return {**super()._modules(), "critic": self.critic}
