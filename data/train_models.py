@@ -39,14 +39,17 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=ReferenceSetup.n_train)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="folder for the weights and the provenance (default: data/models)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra method arguments (numbers or true/false)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra method arguments (numbers, true/false or strings)")
     args = parser.parse_args(argv)
     extra = {}
     for item in args.set:
         key, value = item.split("=", 1)
         extra[key] = {"true": True, "false": False}.get(value.lower(), None)
         if extra[key] is None:
-            extra[key] = float(value) if "." in value or "e" in value else int(value)
+            try:
+                extra[key] = float(value) if "." in value or "e" in value else int(value)
+            except ValueError:
+                extra[key] = value  # a string option, e.g. loss=wgan-gp
     device = pick_device(args.device)
     setup = ReferenceSetup(n_train=args.n_train)
     folder = Path(args.out) if args.out else Path(__file__).resolve().parent / "models"
