@@ -62,6 +62,11 @@ class CryoGEN1(Method):
     spectral_norm : bool
         Spectral normalisation of every critic layer (Miyato et al. 2018,
         "Spectral normalization for generative adversarial networks").
+    r1_weight : float
+        Weight ``gamma`` of the R1 gradient penalty ``(gamma / 2) E ||grad_y
+        D_psi(y)||^2`` on real observations added to the BCE critic loss
+        (Mescheder et al. 2018, "Which training methods for GANs do actually
+        converge?"); 0 turns it off.
 
     Notes
     -----
@@ -84,6 +89,7 @@ class CryoGEN1(Method):
         mu: float = 1.0,
         critic_channels: int = 8,
         spectral_norm: bool = False,
+        r1_weight: float = 10.0,
         **kwargs,
     ):
         if loss not in ("bce", "wgan-gp"):
@@ -91,7 +97,7 @@ class CryoGEN1(Method):
         self.lam, self.n_critic, self.loss_kind, self.gp_weight = float(lam), int(n_critic), loss, float(gp_weight)
         self.lr_critic, self.e_steps, self.e_step_size = float(lr_critic), int(e_steps), float(e_step_size)
         self.e_temperature, self.mu, self.critic_channels = float(e_temperature), float(mu), int(critic_channels)
-        self.spectral_norm = bool(spectral_norm)
+        self.spectral_norm, self.r1_weight = bool(spectral_norm), float(r1_weight)
         super().__init__(*args, **kwargs)
 
     def _build(self) -> None:
@@ -159,9 +165,15 @@ class CryoGEN1(Method):
 
     # ----- training --------------------------------------------------------------
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "bce" and self.r1_weight > 0:
+            real = real.detach().requires_grad_(True)
         d_real, d_fake = self.critic(real), self.critic(fake)
         if self.loss_kind == "bce":
-            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            if self.r1_weight > 0:  # R1: (gamma / 2) E ||grad D(y_real)||^2 (Mescheder et al. 2018)
+                (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+                loss = loss + 0.5 * self.r1_weight * grad.flatten(1).pow(2).sum(1).mean()
+            return loss
         t = torch.rand(real.shape[0], generator=self.generator, device=self.generator.device).to(real)
         t = t.view(-1, *[1] * (real.ndim - 1))
         mix = (t * real + (1 - t) * fake).requires_grad_(True)
