@@ -89,7 +89,7 @@ class CryoGEN1(Method):
         mu: float = 1.0,
         critic_channels: int = 8,
         spectral_norm: bool = False,
-        r1_weight: float = 10.0,
+        r1_weight: float = 100.0,
         **kwargs,
     ):
         if loss not in ("bce", "wgan-gp"):
