@@ -53,13 +53,13 @@ def main(argv=None):
     device = pick_device(args.device)
     setup = ReferenceSetup(n_train=args.n_train)
     folder = Path(args.out) if args.out else Path(__file__).resolve().parent / "models"
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
     start = time.time()
     method, metrics = train_reference(
         args.method, args.steps, setup=setup, device=device, checkpoint=folder / f".{args.method}_3d.ckpt",
         batch_size=args.batch_size, base_channels=args.base_channels, lr=args.lr, **extra,
     )
     wall = time.time() - start
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
     provenance = {
         "command": "python data/train_models.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "commit": commit,
