@@ -3,6 +3,9 @@
 Usage::
 
     python data/train_models.py cryogen2 --steps 300 --batch-size 32
+    python data/train_models.py cryogen1 --steps 150 --batch-size 8
+
+(CryoGEN-I at its default ``lam``, a per-voxel weight: no scaling with the box)
 
 writes ``data/models/cryogen2_3d.pt`` and ``cryogen2_3d.json`` (command,
 commit, device, wall time, final metrics on held-out structures). The
@@ -36,19 +39,20 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--n-train", type=int, default=ReferenceSetup.n_train)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra method options, checked against the method's configuration (e.g. lam=0.5 potential=true)")
+    parser.add_argument("--out", default=None, help="folder for the weights and the provenance (default: data/models)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra method options, checked against the method's configuration (e.g. lam=0.5 potential=true loss=wgan-gp)")
     args = parser.parse_args(argv)
     extra = check_options(args.method, parse_set(args.set))  # typed: checked against the method's configuration
     device = pick_device(args.device)
     setup = ReferenceSetup(n_train=args.n_train)
-    folder = Path(__file__).resolve().parent / "models"
+    folder = Path(args.out) if args.out else Path(__file__).resolve().parent / "models"
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
     start = time.time()
     method, metrics = train_reference(
         args.method, args.steps, setup=setup, device=device, checkpoint=folder / f".{args.method}_3d.ckpt",
         batch_size=args.batch_size, base_channels=args.base_channels, lr=args.lr, **extra,
     )
     wall = time.time() - start
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=folder.parent).stdout.strip()
     provenance = {
         "command": "python data/train_models.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "commit": commit,

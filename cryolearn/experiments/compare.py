@@ -243,10 +243,8 @@ def make_methods(
 
     Notes
     -----
-    Defaults (book chapters 6-9): CryoGEN-I ``lam = 100 n_vox / 32^2``
-    (``lam = 100`` for 32x32 images, 3200 for 32^3 boxes: the energy is per
-    volume and the fidelity per voxel, so ``lam`` grows with the voxel count
-    ``n_vox``, read off the mask as that of an even box) and ``mu = 0.1``;
+    Defaults (book chapters 6-9): CryoGEN-I its own defaults (``lam`` is a
+    per-voxel weight, the same for images and volumes of any size);
     CryoGEN-II ``lam = 1`` with exact OT; CryoWGEN-I/II ``gamma = 1`` (the Bayesian posterior), ``w = 0`` and
     ``beta = 1`` during training (the in-wedge power of a unit-variance
     volume, i.e. no knowledge), replaced after training by the rotation-proxy
@@ -254,9 +252,8 @@ def make_methods(
     of 60, every 5th state kept. In 3D the rotation proxy uses the quarter
     turns about X and Z (SPEC section 6) unless ``rotations`` is given.
     """
-    n_vox = math.prod(mask.shape[:-1]) * 2 * (mask.shape[-1] - 1)  # voxels of the (even) box behind the half grid
     defaults = {
-        "cryogen1": dict(lam=100.0 * n_vox / 32**2, mu=0.1),
+        "cryogen1": dict(),
         "cryogen2": dict(lam=1.0),
         "cryowgen1": dict(gamma=1.0, beta=1.0, n_samples=64),
         "cryowgen2": dict(gamma=1.0, beta=1.0, n_chains=8, n_steps=120, burn_in=60, thin=5),

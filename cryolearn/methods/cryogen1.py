@@ -2,9 +2,10 @@
 
 The prior is ``p(x) = exp(-E_psi(x)) / Z``; the MAP estimate minimises::
 
-    J(x; y) = ||y - M x||^2 / (2 sigma^2) + lambda * E_psi(x)
+    J(x; y) = ||y - M x||^2 / (2 sigma^2 N) + lambda * E_psi(x)
 
-and never needs ``Z``. The energy is learned in observation space: a critic
+(``N`` the voxel count: both terms per voxel, so one ``lambda`` serves 1D,
+2D and 3D) and never needs ``Z``. The energy is learned in observation space: a critic
 ``D_psi`` tells real observations from re-degraded reconstructions
 ``M(R G(y)) + M n``, and ``E_psi(x) = softplus(-D_psi(M(R x) + M n))`` averaged
 over random ``R`` (the non-saturating GAN loss). Each training step alternates
@@ -37,8 +38,8 @@ class CryoGEN1Config(MethodConfig):
     Attributes
     ----------
     lam : float
-        Weight ``lambda`` of the energy in the MAP objective (the fidelity is
-        per voxel, the energy per volume).
+        Weight ``lambda`` of the energy in the MAP objective, per voxel: the
+        energy enters in the fidelity's units, so one value serves 1D, 2D and 3D.
     n_critic : int
         D-updates per step.
     loss : {"bce", "wgan-gp"}
@@ -58,6 +59,11 @@ class CryoGEN1Config(MethodConfig):
         Weight of the regression of ``G(y)`` onto the E-step candidates.
     critic_channels : int
         Width of the critic.
+    spectral_norm : bool
+        Spectral normalisation of the critic's layers.
+    r1_weight : float
+        Weight of the R1 gradient penalty on real observations (BCE critic;
+        Mescheder et al. 2018); 0 switches it off.
     """
 
     lam: float = 0.1
@@ -70,6 +76,8 @@ class CryoGEN1Config(MethodConfig):
     e_temperature: float = 0.1
     mu: float = 1.0
     critic_channels: int = 8
+    spectral_norm: bool = False
+    r1_weight: float = 100.0
 
 
 @register_method("cryogen1")
@@ -83,8 +91,10 @@ class CryoGEN1(Method):
     **options
         Fields of :class:`CryoGEN1Config`:
     lam : float
-        Weight ``lambda`` of the energy in the MAP objective (the fidelity is
-        per voxel, the energy per volume).
+        Weight ``lambda`` of the energy in the MAP objective ``J`` per voxel:
+        ``J = fidelity / N + lambda * E_psi`` with ``N`` the voxel count,
+        i.e. ``lambda * N`` against the negative log-likelihood of the whole
+        volume. The same value works for images and volumes of any size.
     n_critic : int
         D-updates per step.
     loss : {"bce", "wgan-gp"}
@@ -103,6 +113,14 @@ class CryoGEN1(Method):
         Weight of the regression of ``G(y)`` onto the E-step candidates.
     critic_channels : int
         Width of the critic.
+    spectral_norm : bool
+        Spectral normalisation of every critic layer (Miyato et al. 2018,
+        "Spectral normalization for generative adversarial networks").
+    r1_weight : float
+        Weight ``gamma`` of the R1 gradient penalty ``(gamma / 2) E ||grad_y
+        D_psi(y)||^2`` on real observations added to the BCE critic loss
+        (Mescheder et al. 2018, "Which training methods for GANs do actually
+        converge?"); 0 turns it off.
 
     Notes
     -----
@@ -122,9 +140,11 @@ class CryoGEN1(Method):
     e_temperature = config_field()
     mu = config_field()
     critic_channels = config_field()
+    spectral_norm = config_field()
+    r1_weight = config_field()
 
     def _build(self) -> None:
-        self.critic = Critic(ndim=self.ndim, base_channels=self.critic_channels)
+        self.critic = Critic(ndim=self.ndim, base_channels=self.critic_channels, spectral_norm=self.spectral_norm)
 
     def _modules(self):
         return {**super()._modules(), "critic": self.critic}
@@ -164,7 +184,13 @@ class CryoGEN1(Method):
         return e.reshape(x.shape[: -self.ndim])
 
     def map_objective(self, y: torch.Tensor, x: torch.Tensor, average: bool = False) -> torch.Tensor:
-        """``J(x; y)`` per voxel: fidelity per voxel plus ``lambda * E_psi(x)`` / voxel count.
+        """``J(x; y)`` per voxel: the fidelity per voxel plus ``lambda * E_psi(x)``.
+
+        The fidelity is the negative log-likelihood divided by the voxel
+        count ``N``; the energy enters on that scale, so ``lambda`` is a
+        weight per voxel that does not depend on the box size (the MAP
+        objective of the whole volume is ``N J``, whose prior weight is
+        ``lambda N``).
 
         Parameters
         ----------
@@ -178,14 +204,19 @@ class CryoGEN1(Method):
         torch.Tensor
             ``(...)``.
         """
-        n_vox = math.prod(x.shape[-self.ndim :])
-        return self.data_fidelity(y, x) + self.lam * self.energy(x, average=average) / n_vox
+        return self.data_fidelity(y, x) + self.lam * self.energy(x, average=average)
 
     # ----- training --------------------------------------------------------------
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "bce" and self.r1_weight > 0:
+            real = real.detach().requires_grad_(True)
         d_real, d_fake = self.critic(real), self.critic(fake)
         if self.loss_kind == "bce":
-            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            if self.r1_weight > 0:  # R1: (gamma / 2) E ||grad D(y_real)||^2 (Mescheder et al. 2018)
+                (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+                loss = loss + 0.5 * self.r1_weight * grad.flatten(1).pow(2).sum(1).mean()
+            return loss
         t = torch.rand(real.shape[0], generator=self.generator, device=self.generator.device).to(real)
         t = t.view(-1, *[1] * (real.ndim - 1))
         mix = (t * real + (1 - t) * fake).requires_grad_(True)
@@ -242,8 +273,7 @@ class CryoGEN1(Method):
             fid = self.data_fidelity(y, x_hat).mean()
             energy = self.energy(x_hat).mean()
             reg = (x_hat - x_e).pow(2).mean() / self.sigma**2
-            n_vox = math.prod(y.shape[-self.ndim :])
-            loss_g = fid + self.lam * energy / n_vox + self.mu * reg
+            loss_g = fid + self.lam * energy + self.mu * reg
             self.optimizers["network"].zero_grad(set_to_none=True)
             loss_g.backward()
             self.optimizers["network"].step()
@@ -265,15 +295,26 @@ class CryoGEN1(Method):
         refine_steps : int
             Gradient-descent steps on ``x`` (all observations at once) on the
             MAP objective with the rotation-averaged energy (deterministic).
+            0 (default) returns ``G(y)``.
         refine_step_size : float
-            Step in units of ``sigma^2`` on the objective at the volume scale
-            (the fidelity alone is stable below 2).
+            Initial step in units of ``sigma^2`` on the objective at the
+            volume scale (the fidelity alone is stable below 2).
 
         Returns
         -------
         Reconstruction
             ``mean`` of ``y``'s shape; ``diagnostics["map_objective"]`` holds
-            ``J`` per observation after refinement.
+            ``J`` per observation after refinement (``(...)``), never above
+            its value at ``G(y)``.
+
+        Notes
+        -----
+        A step is kept for an observation only if it lowers that
+        observation's ``J``; otherwise the observation stays where it was and
+        its step is halved (a monotone backtracking descent, Nocedal and
+        Wright, *Numerical Optimization*, 2006, chapter 3). The energy is a
+        learned, non-convex function, so without the safeguard a fixed step
+        can overshoot and raise both ``J`` and the error against the truth.
         """
         x = self.predict(y, batch_size)
         if refine_steps <= 0:
@@ -284,14 +325,23 @@ class CryoGEN1(Method):
         yd = y.to(self.device)
         xv = x.to(self.device).clone()
         n_vox = math.prod(y.shape[-self.ndim :])
+        batch = y.shape[: y.ndim - self.ndim]
+        step = torch.full(batch, refine_step_size * self.sigma**2, device=xv.device, dtype=xv.dtype)
+        expand = (...,) + (None,) * self.ndim  # (...) -> (..., 1, 1, 1)
         try:
+            xv.requires_grad_(True)
+            j = self.map_objective(yd, xv, average=True)
+            (grad,) = torch.autograd.grad(j.sum() * n_vox, xv)
+            xv, j = xv.detach(), j.detach()
             for _ in range(refine_steps):
-                xv.requires_grad_(True)
-                j = self.map_objective(yd, xv, average=True)
-                (grad,) = torch.autograd.grad(j.sum() * n_vox, xv)
-                xv = (xv - refine_step_size * self.sigma**2 * grad).detach()
-            with torch.no_grad():
-                j = self.map_objective(yd, xv, average=True)
+                cand = (xv - step[expand] * grad).requires_grad_(True)
+                j_new = self.map_objective(yd, cand, average=True)
+                (g_new,) = torch.autograd.grad(j_new.sum() * n_vox, cand)
+                ok = j_new.detach() < j  # (...) per observation
+                xv = torch.where(ok[expand], cand.detach(), xv)
+                grad = torch.where(ok[expand], g_new, grad)
+                j = torch.where(ok, j_new.detach(), j)
+                step = torch.where(ok, step, step / 2)
         finally:
             for p in self.critic.parameters():
                 p.requires_grad_(True)

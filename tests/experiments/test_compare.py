@@ -7,7 +7,7 @@ import torch
 
 from cryolearn.experiments.compare import COLUMNS, ComparisonTable, compare, make_methods, train
 from cryolearn.data import random_blobs_2d
-from cryolearn.methods import Reconstruction
+from cryolearn.methods import Reconstruction, get_method
 from cryolearn.physics import missing_wedge_mask, simulate_observation
 
 SIZE, TILT, SIGMA = 16, (-45.0, 45.0), 0.3
@@ -146,10 +146,11 @@ def test_table_operations_and_markdown(table):
     assert "±45°" in md[2] and "*" in md[-1]  # the oracle's curves never cross 0.143
 
 
-def test_make_methods_scales_the_cryogen1_energy_with_the_voxel_count():
+def test_make_methods_uses_the_cryogen1_default_energy_weight_in_2d_and_3d():
     m2 = make_methods(missing_wedge_mask((32, 32)), 1.0, names=["cryogen1"], base_channels=4)["cryogen1"]
     m3 = make_methods(missing_wedge_mask((32, 32, 32)), 1.0, names=["cryogen1"], base_channels=4)["cryogen1"]
-    assert m2.lam == pytest.approx(100.0) and m3.lam == pytest.approx(3200.0)
+    default = get_method("cryogen1", mask=missing_wedge_mask((8, 8)), sigma=1.0, base_channels=4).lam
+    assert m2.lam == m3.lam == default  # lam is per voxel: no scaling with the box
     assert m3.rotations.numel() == 4  # quarter turns about X and Z in 3D
     # Common arguments override the defaults, per-method ones override both.
     ms = make_methods(missing_wedge_mask((8, 8)), 1.0, names=["cryogen1", "cryogen2"], base_channels=4, lam=3.0,
