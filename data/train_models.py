@@ -1,4 +1,4 @@
-"""Train the committed 3D weights of ``data/models/`` (SPEC section 7).
+"""Train the committed 3D weights of ``data/models/`` (README.md (committed weights)).
 
 Usage::
 

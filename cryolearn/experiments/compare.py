@@ -250,7 +250,7 @@ def make_methods(
     volume, i.e. no knowledge), replaced after training by the rotation-proxy
     estimate in :func:`train`; CryoWGEN-II chains of 120 steps with a burn-in
     of 60, every 5th state kept. In 3D the rotation proxy uses the quarter
-    turns about X and Z (SPEC section 6) unless ``rotations`` is given.
+    turns about X and Z (the reference set-up of the book's CryoGEN-II chapter) unless ``rotations`` is given.
     """
     defaults = {
         "cryogen1": dict(),
@@ -295,7 +295,7 @@ def train(methods: Mapping[str, Method], observations: torch.Tensor, n_steps: in
     -----
     For the samplers (:class:`cryolearn.methods.PosteriorMethod`) the timed
     call ends by setting ``beta`` from the rotation proxy on the training
-    observations (:func:`cryolearn.methods.estimate_beta`, SPEC section 8),
+    observations (:func:`cryolearn.methods.estimate_beta`, the book's CryoWGEN-II chapter (beta from the rotation proxy)),
     as a user without ground truth would.
     """
 
@@ -388,8 +388,8 @@ def compare(
     Notes
     -----
     Every score comes from :mod:`cryolearn.metrics` and is computed on the
-    device of ``y``: the in-wedge error pooled over the test set (SPEC
-    section 6); the 0.143 crossings of the mean FSC curve over the test set,
+    device of ``y``: the in-wedge error pooled over the test set (as in
+    the reference set-up of the CryoGEN-II chapter); the 0.143 crossings of the mean FSC curve over the test set,
     overall and restricted to the missing wedge; PSNR and NCC averaged over
     the test set; the calibration (:func:`cryolearn.metrics.calibration_from_samples`)
     and the posterior spread in and out of the wedge
@@ -399,8 +399,8 @@ def compare(
     coverage is the fraction of voxels it gets exactly right (0 in practice)
     and its spread is 0, which keeps every column finite. Reconstruction
     time is the wall time of ``reconstruct`` on the whole test set divided
-    by ``N``; peak memory as :func:`cryolearn.experiments.measure`. Source: SPEC
-    sections 3 and 6; issue 6.
+    by ``N``; peak memory as :func:`cryolearn.experiments.measure`. Source: book
+    chapter "Side by side" and the appendix on notation and conventions (metrics).
     """
     nd = mask.ndim
     if y.shape != x.shape or y.ndim != nd + 1 or y.shape[0] < 1:

@@ -1,4 +1,4 @@
-"""CryoGEN-I: MAP estimation under an adversarially learned energy prior (SPEC section 2).
+"""CryoGEN-I: MAP estimation under an adversarially learned energy prior (the book's chapters on the four methods).
 
 The prior is ``p(x) = exp(-E_psi(x)) / Z``; the MAP estimate minimises::
 
@@ -124,7 +124,7 @@ class CryoGEN1(Method):
 
     Notes
     -----
-    Source: SPEC section 2 ("CryoGEN-I"); seed document 002; book chapter
+    Source: the book's chapters on the four methods ("CryoGEN-I"); book chapter
     "CryoGEN-I". Adversarial training can oscillate or collapse; the chapter
     shows both on a toy.
     """

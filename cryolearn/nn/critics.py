@@ -1,4 +1,4 @@
-"""Scalar networks on observation space: the critic ``D_psi`` and the potential ``phi_omega`` (SPEC section 2).
+"""Scalar networks on observation space: the critic ``D_psi`` and the potential ``phi_omega`` (the book's chapters on the four methods).
 
 Both map a volume ``(..., D, H, W)`` to one number per volume ``(...)``:
 
@@ -57,7 +57,7 @@ class Critic(nn.Module):
 
     Notes
     -----
-    Source: SPEC section 2, CryoGEN-I (the observation-space discriminator
+    Source: the book's chapters on the four methods, CryoGEN-I (the observation-space discriminator
     ``D_psi``). At ``ndim=3, base_channels=8, depth=3`` it has 72,977
     parameters. The output follows the input's device and dtype once the
     module has been moved there.
@@ -119,7 +119,7 @@ class PotentialNet(Critic):
 
     Notes
     -----
-    Source: SPEC section 2. CryoGEN-II fits it by regression onto the
+    Source: the book's chapters on the four methods. CryoGEN-II fits it by regression onto the
     minibatch semi-dual potentials ``g_j`` of the real observations (no
     min-max game); CryoWGEN-I/II use it as the witness potential
     ``w(x) = mean_R phi_omega(M(R x))``.
