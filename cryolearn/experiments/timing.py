@@ -146,7 +146,7 @@ def measure(
     upper bound.
 
     The result of each call is released before the next call starts, so
-    repeats do not hold two results at once. Source: issue 7 (benchmarks).
+    repeats do not hold two results at once. Source: benchmarks/README.md.
     """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")

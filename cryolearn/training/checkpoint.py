@@ -137,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     -----
     The file is read onto the CPU, then every tensor but the RNG states is
     moved to ``map_location``: a generator state moved to a GPU is refused
-    by :meth:`torch.Generator.set_state` (issue 11).
+    by :meth:`torch.Generator.set_state`.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {os.fspath(path)!r} does not exist")

@@ -1,4 +1,4 @@
-"""Training on several processes with PyTorch's DistributedDataParallel (issue 7).
+"""Training on several processes with PyTorch's DistributedDataParallel.
 
 Launch any script or the command-line tool with ``torchrun``::
 
@@ -116,7 +116,7 @@ def init_distributed(device: str | torch.device | None = None, backend: str | No
     Calling it again when the group exists returns the same information.
     Rendezvous uses ``init_method="env://"`` (``MASTER_ADDR``,
     ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``). Pair it with
-    :func:`cleanup`. Source: issue 7; PyTorch's ``torchrun`` and DDP documentation.
+    :func:`cleanup`. Source: PyTorch's ``torchrun`` and DDP documentation.
     """
     choice = pick_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
