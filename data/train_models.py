@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from cryolearn import pick_device
-from cryolearn.cli._common import check_options, parse_set
+from cryolearn.cli.common import check_options, parse_set
 from cryolearn.methods.pretrained import ReferenceSetup, save_pretrained, train_reference
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_tilt_args, tilt_range
+from .common import add_tilt_args, tilt_range
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import build_method, check_new_output, describe_device, mrc_files, read_yaml, write_yaml
+from .common import build_method, check_new_output, describe_device, mrc_files, read_yaml, write_yaml
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import add_tilt_args, check_new_output, tilt_range, write_yaml
+from .common import add_tilt_args, check_new_output, tilt_range, write_yaml
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import (
+from .common import (
     add_tilt_args,
     build_method,
     check_options,

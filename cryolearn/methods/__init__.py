@@ -29,7 +29,8 @@ from .cryogen1 import CryoGEN1, CryoGEN1Config
 from .cryogen2 import CryoGEN2, CryoGEN2Config
 from .cryowgen1 import CryoWGEN1, CryoWGEN1Config
 from .cryowgen2 import CryoWGEN2, CryoWGEN2Config
-from .posterior import BetaEstimate, BoltzmannPosterior, GaussianPosterior, estimate_beta, gaussian_posterior
+from .beta import BetaEstimate, estimate_beta
+from .posterior import BoltzmannPosterior, GaussianPosterior, gaussian_posterior
 from .pretrained import ReferenceSetup, load_pretrained, train_reference
 from .sampler import PosteriorConfig, PosteriorMethod, PosteriorSample
 

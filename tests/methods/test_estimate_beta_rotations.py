@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cryolearn.methods import estimate_beta, get_method
-from cryolearn.methods.posterior import maps_measured_region_onto_itself
+from cryolearn.methods.beta import maps_measured_region_onto_itself
 from cryolearn.physics import apply_missing_wedge, cube_rotations, missing_wedge_mask, quarter_turns_xz
 
 
