@@ -79,16 +79,23 @@ def main(args: argparse.Namespace) -> int:
         "sigma": ds.sigma.mean().item(),
         "sigma_normalized": sigma_normalized,
         "labels": {f"{i:04d}": ds.names[int(k)] for i, k in enumerate(ds.labels)},
-        "maps": [{k: info.get(k) for k in ("name", "pdb_id", "molecule", "resolution", "source")} for info in maps.info],
-        "cryolearn_version": __version__,
-        "command_line": args.command_line,
-        "device": str(device),
-        "wall_time_s": round(time.perf_counter() - start, 3),
+        **_provenance(args, maps, device, start, __version__),
     }
     write_yaml(out / "simulate.yaml", record)
     print(f"wrote {len(ds)} observations and truths of {ds.box}^3 voxels at {ds.voxel_size:g} A to {out} "
           f"(sigma {record['sigma']:.4g}; {sigma_normalized:.4g} after normalising each observation)")
     return 0
+
+
+def _provenance(args: argparse.Namespace, maps, device, start: float, version: str) -> dict:
+    """The part of ``simulate.yaml`` every data set shares: the maps' sources, version, command line, device, time."""
+    return {
+        "maps": [{k: info.get(k) for k in ("name", "pdb_id", "molecule", "resolution", "source")} for info in maps.info],
+        "cryolearn_version": version,
+        "command_line": args.command_line,
+        "device": str(device),
+        "wall_time_s": round(time.perf_counter() - start, 3),
+    }
 
 
 def _tomogram(args: argparse.Namespace, maps, tilt, device, start: float, version: str) -> int:
@@ -105,11 +112,7 @@ def _tomogram(args: argparse.Namespace, maps, tilt, device, start: float, versio
     record = {
         **sim.metadata,
         "particles": [{"structure": lab, "corner_zyx": c} for lab, c in zip(sim.labels, sim.positions.tolist())],
-        "maps": [{k: info.get(k) for k in ("name", "pdb_id", "molecule", "resolution", "source")} for info in maps.info],
-        "cryolearn_version": version,
-        "command_line": args.command_line,
-        "device": str(device),
-        "wall_time_s": round(time.perf_counter() - start, 3),
+        **_provenance(args, maps, device, start, version),
     }
     write_yaml(out / "simulate.yaml", record)
     print(f"wrote a tilt series of {len(sim.tilt_angles)} images, its WBP tomogram and the truth "
