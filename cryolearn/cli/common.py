@@ -6,8 +6,6 @@ Nothing here computes; it parses, checks and calls the package.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +68,13 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as YAML atomically (temporary file in the same folder, then :func:`os.replace`)."""
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
+    from ..data.atomic import atomic_write
+
+    def dump(tmp: str) -> None:
+        with open(tmp, "w") as f:
             yaml.safe_dump(data, f, sort_keys=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+
+    return atomic_write(path, dump)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +18,8 @@ from typing import Sequence
 import mrcfile
 import numpy as np
 import torch
+
+from .atomic import atomic_write
 
 __all__ = ["read_mrc", "write_mrc", "write_reconstruction", "normalize", "moments", "read_subtomograms"]
 
@@ -286,19 +287,15 @@ def write_mrc(
         raise ValueError(f"voxel_size must be a positive number of Angstrom, got {voxel_size!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        with mrcfile.new(tmp) as mrc:
+    def write(tmp: str) -> None:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
             mrc.voxel_size = vs
             mrc.header.origin = (0.0, 0.0, 0.0)
             mrc.header.label[0] = b"written by cryolearn"  # replaces mrcfile's timestamp: same data, same bytes
             mrc.update_header_stats()
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 
@@ -128,7 +129,7 @@ def write_tlt(path: str | os.PathLike, angles: torch.Tensor | list[float], overw
     ValueError
         If there is no angle or one is not finite or outside (-90, 90).
     """
-    import tempfile
+    from .atomic import atomic_write
 
     values = torch.as_tensor(angles, dtype=torch.float64).flatten().tolist()
     if not values or not all(math.isfinite(a) and -90.0 < a < 90.0 for a in values):
@@ -136,12 +137,5 @@ def write_tlt(path: str | os.PathLike, angles: torch.Tensor | list[float], overw
     name = os.fspath(path)
     if os.path.exists(name) and not overwrite:
         raise FileExistsError(f"refusing to overwrite {name!r}")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(name)), prefix=".tlt.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(f"{a:.4f}\n" for a in values))
-        os.replace(tmp, name)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(name, lambda tmp: Path(tmp).write_text("".join(f"{a:.4f}\n" for a in values), encoding="utf-8"))
     return name

@@ -10,7 +10,6 @@ missing region as ``1 / beta`` (one value, or one per Fourier shell).
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence

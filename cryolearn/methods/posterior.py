@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ..physics import apply_missing_wedge, fourier_grid, rotation_proxy
+from ..physics import apply_missing_wedge, rotation_proxy
 from ..physics.fourier import hermitian_weights
 
 __all__ = [

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from ..data import SubtomogramDataset, load_structure_maps, simulate_subtomograms, split_by_structure
+from ..data.atomic import atomic_write
 from ..data.structures import data_root
 from ..metrics import normalized_cross_correlation, relative_wedge_error
 from ..physics import missing_wedge_mask, quarter_turns_xz
@@ -194,16 +194,8 @@ def save_pretrained(method: Method, setup: ReferenceSetup, provenance: dict[str,
         "history": method.history,
     }
     target = folder / f"{method.name}_3d.pt"
-    for path, writer in ((target, lambda p: torch.save(state, p)),
-                         (folder / f"{method.name}_3d.json", lambda p: Path(p).write_text(json.dumps(provenance, indent=1) + "\n"))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            writer(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    atomic_write(target, lambda p: torch.save(state, p))
+    atomic_write(folder / f"{method.name}_3d.json", lambda p: Path(p).write_text(json.dumps(provenance, indent=1) + "\n"))
     return target
 
 

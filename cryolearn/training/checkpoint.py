@@ -12,11 +12,12 @@ says for the weights.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..data.atomic import atomic_write
 
 __all__ = ["RNG_KEYS", "atomic_save", "load_checkpoint", "save_checkpoint"]
 
@@ -44,17 +45,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     A crash never leaves a half-written file at ``path``: the rename
     (:func:`os.replace`) is atomic on one file system.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _check_plain(obj: Any, where: str = "state") -> None:
