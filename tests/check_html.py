@@ -136,8 +136,15 @@ def _solution_elements(soup: BeautifulSoup) -> list[tuple[Tag, str]]:
         tags = [c[len("tag_"):] for c in _classes(cell) if c.startswith("tag_")]
         hidden_tags = [t for t in tags if t.startswith("hide") or "solution" in t]
         if hidden_tags:
-            # What a reader could see of the cell: its input and its outputs.
-            parts = cell.select(".cell_input, .cell_output") or [cell]
+            # What the tags promise to hide: hide-input the input, hide-output the outputs, the others both
+            # (a hide-input cell shows its output on purpose, e.g. the sizes a chapter runs at).
+            if all(t == "hide-input" for t in hidden_tags):
+                selector = ".cell_input"
+            elif all(t == "hide-output" for t in hidden_tags):
+                selector = ".cell_output"
+            else:
+                selector = ".cell_input, .cell_output"
+            parts = cell.select(selector) or ([cell] if selector != ".cell_output" else [])
             for part in parts:
                 add(part, f"cell tagged {', '.join(hidden_tags)} ({'input' if 'cell_input' in _classes(part) else 'output'})")
             continue

@@ -112,3 +112,15 @@ def test_command_line(tmp_path, capsys):
     _page(tmp_path, "<p>SPEC</p>", name="02_x.html")
     assert check_html.main([str(tmp_path)]) == 1
     assert "02_x.html: forbidden text" in capsys.readouterr().out
+
+
+def test_hide_input_cells_show_their_output_on_purpose(tmp_path):
+    """hide-input promises to fold the input only (e.g. the sizes a chapter runs at); its output may show."""
+    folded = ('<div class="cell tag_hide-input"><details class="hide above-input"><summary>Show</summary>'
+              '<div class="cell_input"><pre>box = 32</pre></div></details>'
+              '<div class="cell_output"><pre>box 32^3</pre></div></div>')
+    _page(tmp_path, folded, name="notes.html")  # not a chapter: no figure expected
+    assert _kinds(tmp_path) == []
+    _page(tmp_path, '<div class="cell tag_hide-input"><div class="cell_input"><pre>box = 32</pre></div>'
+                    '<div class="cell_output"><pre>box 32^3</pre></div></div>', name="notes.html")
+    assert _kinds(tmp_path) == ["visible solution"]  # the input it promised to fold is shown
