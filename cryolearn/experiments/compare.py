@@ -1,4 +1,4 @@
-"""The four methods and the no-restoration baseline measured side by side.
+"""The four methods, the no-restoration baseline and the trivial square measured side by side.
 
 One row per (method or ``"baseline"``, dimension, box, tilt range, SNR) on
 held-out data: the relative error inside the missing wedge (the number
@@ -25,6 +25,7 @@ from ..metrics import (
     calibration_from_samples,
     fourier_shell_correlation,
     normalized_cross_correlation,
+    pointwise_square_baseline,
     posterior_spread_in_out,
     psnr,
     relative_wedge_error,
@@ -345,6 +346,7 @@ def compare(
     voxel_size: float | None = None,
     training: Mapping[str, Measurement] | None = None,
     baseline: bool = True,
+    square_baseline: bool = True,
 ) -> ComparisonTable:
     """Reconstruct held-out observations with each method and score them against the truth.
 
@@ -372,6 +374,10 @@ def compare(
     baseline : bool
         Add the row ``"baseline"``: the observation itself (no restoration,
         zero cost; its wedge error is 1 with masked noise).
+    square_baseline : bool
+        Add the row ``"square"`` after it: the trivial baseline a method must
+        beat, :func:`cryolearn.metrics.pointwise_square_baseline` (the squared
+        observation with one scale fitted on the truth).
 
     Returns
     -------
@@ -414,6 +420,9 @@ def compare(
     runs: dict[str, tuple[Reconstruction, dict[str, float]]] = {}
     if baseline:
         runs["baseline"] = (Reconstruction(mean=y), dict(train_s=0.0, train_peak=0.0, recon_s=0.0, recon_peak=0.0))
+    if square_baseline:
+        runs["square"] = (Reconstruction(mean=pointwise_square_baseline(y, x, ndim=nd)),
+                          dict(train_s=0.0, train_peak=0.0, recon_s=0.0, recon_peak=0.0))
     for name, method in methods.items():
         m = measure(method.reconstruct, y, device=y.device)
         t = training.get(name)

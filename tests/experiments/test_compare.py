@@ -51,7 +51,7 @@ def table(problem):
 
 def test_every_numeric_column_is_finite_for_the_methods_and_the_baseline(table):
     t, methods = table
-    assert [r["method"] for r in t.rows] == ["baseline", *methods, "oracle"]
+    assert [r["method"] for r in t.rows] == ["baseline", "square", *methods, "oracle"]
     assert all(list(r) == list(COLUMNS) == t.columns for r in t.rows)
     for r in t.rows:
         if r["method"] == "oracle":
@@ -113,7 +113,8 @@ def test_calibrated_family_covers_at_the_nominal_levels(problem):
     s, n_s = 0.7, 199
     centre = x_te + s * torch.randn(x_te.shape, generator=g)
     samples = centre + s * torch.randn((n_s, *x_te.shape), generator=g)
-    r = compare({"family": Oracle(x_te, samples)}, y_te, x_te, mask, TILT, 1.0, baseline=False).rows[0]
+    r = compare({"family": Oracle(x_te, samples)}, y_te, x_te, mask, TILT, 1.0, baseline=False,
+                square_baseline=False).rows[0]
     shrink = (n_s - 1) / (n_s + 1)  # empirical quantile intervals of S samples are slightly narrow
     assert r["cover50"] == pytest.approx(0.5 * shrink, abs=0.03)
     assert r["cover90"] == pytest.approx(0.9 * shrink, abs=0.03)
@@ -166,3 +167,14 @@ def test_bad_shapes_raise(problem):
         compare({}, y_te, x_te[:-1], mask, TILT, 1.0)
     with pytest.raises(ValueError, match="half grid"):
         compare({}, y_te[..., :-1], x_te[..., :-1], mask, TILT, 1.0)
+
+
+def test_square_baseline_row_is_the_scaled_square(problem):
+    """The trivial baseline sits beside the no-restoration one, scored like a method."""
+    from cryolearn.metrics import pointwise_square_baseline, relative_wedge_error
+
+    mask, _, y_te, x_te = problem
+    r = compare({}, y_te, x_te, mask, TILT, 1.0).row(method="square")
+    expected = relative_wedge_error(pointwise_square_baseline(y_te, x_te, ndim=mask.ndim), x_te, mask, pooled=True)
+    assert r["wedge_error"] == pytest.approx(expected.item(), rel=1e-5)
+    assert r["train_s"] == 0.0 and r["cover90"] == 0.0
