@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..physics import apply_missing_wedge, rotation_proxy
 from ..physics.fourier import hermitian_weights
+from ..sampling.conjugate_gradient import conjugate_gradient
 
 __all__ = [
     "BoltzmannPosterior",
@@ -223,8 +224,14 @@ class BoltzmannPosterior:
         Noise standard deviation.
     gamma : float
         Temperature.
-    beta : float
-        Conditional-prior precision.
+    beta : float or torch.Tensor
+        Conditional-prior precision, in 1 / (voxel value)^2: one number, or a
+        precision field ``beta_v`` of ``y``'s shape ``(B, D, H, W)`` (one
+        value per voxel, e.g. :func:`cryolearn.methods.estimate_beta_field`),
+        which makes the prior term ``(1/2) sum_v beta_v (x_v - x_bar_v)^2``.
+        With a field the Gaussian part is no longer diagonal in Fourier
+        space: its mean and draws come from batched conjugate gradients
+        (perturb-and-MAP).
     witness : callable, optional
         ``w(x)`` mapping ``(..., D, H, W)`` to ``(...)`` (e.g.
         :meth:`cryolearn.methods.CryoGEN2.witness`); ``None`` means ``w = 0``.
@@ -237,12 +244,22 @@ class BoltzmannPosterior:
     Raises
     ------
     ValueError
-        If ``gamma`` or ``beta`` is not positive, or shapes disagree.
+        If ``gamma`` or ``beta`` is not positive, shapes disagree, or a
+        precision field is combined with ``spectrum``.
 
     Notes
     -----
-    Source: the book's chapters on the four methods ("The Boltzmann posterior of CryoWGEN").
+    Source: the book's chapters on the four methods ("The Boltzmann posterior
+    of CryoWGEN") and chapter "CryoWGEN-II" (a prior that knows where it is
+    unsure). Perturb-and-MAP: Papandreou & Yuille (2010), "Gaussian sampling
+    by local perturbations"; the draws are exact once the linear solve has
+    converged.
     """
+
+    #: Relative residual at which the conjugate-gradient solves of a precision field stop.
+    cg_tol: float = 1e-5
+    #: At most this many conjugate-gradient iterations.
+    cg_max_iter: int = 200
 
     def __init__(
         self,
@@ -251,17 +268,30 @@ class BoltzmannPosterior:
         mask: torch.Tensor,
         sigma: float,
         gamma: float = 1.0,
-        beta: float = 1.0,
+        beta: float | torch.Tensor = 1.0,
         witness: Callable[[torch.Tensor], torch.Tensor] | None = None,
         spectrum: torch.Tensor | None = None,
     ) -> None:
-        _check_gamma_beta(gamma, beta)
+        self.is_field = isinstance(beta, torch.Tensor) and beta.ndim > 0
+        if self.is_field:
+            if tuple(beta.shape) != tuple(y.shape):
+                raise ValueError(f"a precision field beta must have y's shape {tuple(y.shape)}, got {tuple(beta.shape)}")
+            if not (torch.isfinite(beta).all() and (beta > 0).all()):
+                raise ValueError("the precision field beta must be finite and positive")
+            if spectrum is not None:
+                raise ValueError("a precision field beta and a Fourier-diagonal spectrum cannot be combined")
+            _check_gamma_beta(gamma, 1.0)
+            beta = beta.to(device=y.device, dtype=y.dtype)
+        else:
+            _check_gamma_beta(gamma, float(beta))
+            beta = float(beta)
         self.spectrum = None if spectrum is None else _check_spectrum(spectrum, mask).to(device=y.device, dtype=y.dtype)
         if y.shape != x_bar.shape:
             raise ValueError(f"y {tuple(y.shape)} and x_bar {tuple(x_bar.shape)} must have one shape")
         self.y, self.x_bar, self.mask = y, x_bar, mask
-        self.sigma, self.gamma, self.beta, self.witness = float(sigma), float(gamma), float(beta), witness
+        self.sigma, self.gamma, self.beta, self.witness = float(sigma), float(gamma), beta, witness
         self.ndim = mask.ndim
+        self._mean: torch.Tensor | None = None
 
     def log_likelihood_term(self, x: torch.Tensor) -> torch.Tensor:
         """``||y - M x||^2 / (2 sigma^2) - w(x)`` for ``x`` of shape ``(K, B, ...)``; returns ``(K, B)``."""
@@ -276,15 +306,40 @@ class BoltzmannPosterior:
         d = x - self.x_bar
         if self.spectrum is not None:
             d = self._filter(d, self.spectrum.rsqrt())
-        prior = 0.5 * self.beta * d.pow(2).flatten(-self.ndim).sum(-1)
+        prior = 0.5 * (self.beta * d.pow(2)).flatten(-self.ndim).sum(-1)
         return self.log_likelihood_term(x) + prior
 
     def sample_reference(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``K`` draws per observation from ``N(x_bar, (gamma / beta) C)``: ``(K, B, D, H, W)`` (``C = I`` if white)."""
+        """``K`` draws per observation from ``N(x_bar, gamma C / beta)``: ``(K, B, D, H, W)`` (``C = I`` if white; ``beta`` per voxel for a field)."""
         noise = torch.randn((k, *self.x_bar.shape), generator=generator, device=self.x_bar.device, dtype=self.x_bar.dtype)
         if self.spectrum is not None:
             noise = self._filter(noise, self.spectrum.sqrt())
         return self.x_bar + (self.gamma / self.beta) ** 0.5 * noise
+
+    def apply_precision(self, v: torch.Tensor) -> torch.Tensor:
+        """``A v = M v / sigma^2 + beta v``, the Hessian of the ``w = 0`` part of ``U`` (white or field ``beta``), for ``(..., B, D, H, W)``."""
+        if self.spectrum is not None:
+            return self._filter(v, self.gaussian_precision())
+        return apply_missing_wedge(v, self.mask) / self.sigma**2 + self.beta * v
+
+    def langevin_preconditioner(self) -> torch.Tensor:
+        """``(B, D, H, W)`` diagonal preconditioner ``1 / (1/sigma^2 + beta_v)`` for Langevin chains on ``U``.
+
+        It bounds the preconditioned Hessian of the ``w = 0`` part by 1 in
+        every direction (``M`` is a projector), so one step size in these units
+        is stable for every voxel, whatever its precision.
+        """
+        return (1.0 / (1.0 / self.sigma**2 + self.beta)) * torch.ones_like(self.y)
+
+    def _solve(self, b: torch.Tensor) -> torch.Tensor:
+        """``A^-1 b`` for ``(..., B, D, H, W)`` by conjugate gradients, preconditioned by the Fourier-diagonal ``A`` of the mean precision."""
+        dims = tuple(range(-self.ndim, 0))
+        m = self.mask.to(device=b.device, dtype=b.dtype)
+        b_mean = self.beta.mean(dims, keepdim=True)  # (B, 1, 1, 1)
+        gain = 1.0 / (m / self.sigma**2 + b_mean)  # (B, D, H, W//2+1)
+        res = conjugate_gradient(self.apply_precision, b, self.ndim, precondition=lambda r: self._filter(r, gain),
+                                 tol=self.cg_tol, max_iter=self.cg_max_iter)
+        return res.x
 
     def gaussian_precision(self) -> torch.Tensor:
         """Precision of each orthonormal Fourier coefficient in the ``w = 0`` part of ``U``.
@@ -296,12 +351,22 @@ class BoltzmannPosterior:
             white), in 1 / (voxel value)^2; the posterior variance of
             coefficient ``k`` is ``gamma`` over it.
         """
+        if self.is_field:
+            raise ValueError("with a precision field the Gaussian part is not diagonal in Fourier space; use apply_precision")
         m = self.mask.to(device=self.y.device, dtype=self.y.dtype)
         b = self.beta if self.spectrum is None else self.beta / self.spectrum
         return m / self.sigma**2 + b * torch.ones_like(m)
 
     def gaussian_mean(self) -> torch.Tensor:
-        """``(B, D, H, W)`` minimiser of the ``w = 0`` part of ``U`` (the mean of :func:`gaussian_posterior`)."""
+        """``(B, D, H, W)`` minimiser of the ``w = 0`` part of ``U`` (the mean of :func:`gaussian_posterior`).
+
+        With a precision field it solves ``A mean = M y / sigma^2 + beta x_bar``
+        by conjugate gradients (computed once, then kept).
+        """
+        if self.is_field:
+            if self._mean is None:
+                self._mean = self._solve(apply_missing_wedge(self.y, self.mask) / self.sigma**2 + self.beta * self.x_bar)
+            return self._mean
         dims = tuple(range(-self.ndim, 0))
         m = self.mask.to(device=self.y.device, dtype=self.y.dtype)
         b = self.beta if self.spectrum is None else self.beta / self.spectrum
@@ -343,6 +408,12 @@ class BoltzmannPosterior:
         :func:`gaussian_posterior`).
         """
         noise = torch.randn((k, *self.y.shape), generator=generator, device=self.y.device, dtype=self.y.dtype)
+        if self.is_field:
+            # Perturb-and-MAP: eta = sqrt(gamma) (M e1 / sigma + sqrt(beta) e2) has covariance gamma A,
+            # so A^-1 eta has covariance gamma A^-1.
+            e2 = torch.randn((k, *self.y.shape), generator=generator, device=self.y.device, dtype=self.y.dtype)
+            eta = self.gamma**0.5 * (apply_missing_wedge(noise, self.mask) / self.sigma + self.beta.sqrt() * e2)
+            return self.gaussian_mean() + self._solve(eta)
         return self.gaussian_mean() + self._filter(noise, (self.gamma / self.gaussian_precision()).sqrt())
 
     def _filter(self, v: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ from .tilt_series import (
 )
 from .rotations import (
     cube_rotations,
+    inverse_cube_index,
     quarter_turns_xz,
     random_cube_indices,
     random_so3,
@@ -56,6 +57,7 @@ __all__ = [
     "ortho_rfftn",
     "phase_flip",
     "project",
+    "inverse_cube_index",
     "quarter_turns_xz",
     "ramp_filter",
     "random_cube_indices",

@@ -150,6 +150,42 @@ def rotate_cube(x: torch.Tensor, index: int | torch.Tensor, ndim: int = 3) -> to
     return torch.gather(flat, -1, src).view(x.shape)
 
 
+def inverse_cube_index(index: int | torch.Tensor, ndim: int = 3) -> int | torch.Tensor:
+    """The group element that undoes cube rotation ``index``: ``rotate_cube(rotate_cube(x, i), inverse_cube_index(i)) == x``.
+
+    Parameters
+    ----------
+    index : int or torch.Tensor
+        Element(s) of :func:`cube_rotations` (integer tensor of any shape).
+    ndim : {3, 2}
+
+    Returns
+    -------
+    int or torch.Tensor
+        The inverse element(s), of ``index``'s type (and device).
+
+    Raises
+    ------
+    ValueError
+        If an index is out of range.
+
+    Notes
+    -----
+    Source: the book's appendix on notation and conventions. The inverse of a
+    rotation matrix is its transpose.
+    """
+    mats = cube_rotations(ndim, dtype=torch.float64)
+    table = torch.stack([(mats - m.T).abs().flatten(1).sum(1).argmin() for m in mats])
+    if isinstance(index, int):
+        if not 0 <= index < len(mats):
+            raise ValueError(f"rotation index must be in [0, {len(mats)}), got {index}")
+        return int(table[index])
+    index = torch.as_tensor(index).long()
+    if index.numel() and (index.min() < 0 or index.max() >= len(mats)):
+        raise ValueError(f"rotation indices must be in [0, {len(mats)})")
+    return table.to(index.device)[index]
+
+
 def random_cube_indices(n: int, ndim: int = 3, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """Draw ``n`` uniformly random elements of the cube (square) group.
 

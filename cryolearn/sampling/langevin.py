@@ -110,6 +110,7 @@ def langevin(
     step_schedule: Callable[[int], float] | None = None,
     progress: bool = False,
     keep_samples: bool = True,
+    preconditioner: torch.Tensor | None = None,
 ) -> LangevinResult:
     """Unadjusted Langevin dynamics on a batch of chains.
 
@@ -146,6 +147,13 @@ def langevin(
     keep_samples : bool
         Keep the ``S`` states (``S * K * B * ...`` numbers); if False only
         their running mean and variance are kept.
+    preconditioner : torch.Tensor, optional
+        A positive diagonal preconditioner ``D``, broadcastable to ``x0``
+        (e.g. ``(B, ...)``: one value per voxel and observation). The update
+        becomes ``x <- x - eta_t D grad U(x) / T + sqrt(2 eta_t D) xi``,
+        which leaves the same target invariant (in the small-step limit) and
+        lets each coordinate move at its own scale; ``step_size`` is then in
+        units of ``D``. Default: ``D = 1``.
 
     Returns
     -------
@@ -184,6 +192,8 @@ def langevin(
         raise ValueError(f"step_size must be positive, got {step_size}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    if preconditioner is not None and not (torch.isfinite(preconditioner).all() and (preconditioner > 0).all()):
+        raise ValueError("preconditioner must be finite and positive")
 
     etas = [step_size * (1.0 if step_schedule is None else float(step_schedule(t))) for t in range(n_steps)]
     if not all(eta > 0 and math.isfinite(eta) for eta in etas):
@@ -205,7 +215,10 @@ def langevin(
             (grad,) = torch.autograd.grad(u.sum(), x)
         trace[t] = u.detach()
         xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x.detach() - (etas[t] / temperature) * grad + math.sqrt(2 * etas[t]) * xi
+        if preconditioner is None:
+            x = x.detach() - (etas[t] / temperature) * grad + math.sqrt(2 * etas[t]) * xi
+        else:
+            x = x.detach() - (etas[t] / temperature) * preconditioner * grad + (2 * etas[t] * preconditioner).sqrt() * xi
         if t + 1 > burn_in and (n_steps - t - 1) % thin == 0:
             if samples is not None:
                 samples[s] = x
