@@ -15,8 +15,9 @@ then ``.reconstruct(y)``, which returns a :class:`Reconstruction`.
   ``cryowgen2``: one method and its configuration each.
 - :mod:`~cryolearn.methods.sampler`: :class:`PosteriorMethod`, what the two
   samplers share, and :class:`PosteriorSample`.
-- :mod:`~cryolearn.methods.posterior`: the Boltzmann posterior, its closed
-  form, :func:`estimate_beta`.
+- :mod:`~cryolearn.methods.posterior`: the Boltzmann posterior and its closed
+  form; :mod:`~cryolearn.methods.beta`: its precision without ground truth,
+  :func:`estimate_beta` (one number) and :func:`estimate_beta_field` (one per voxel).
 - :mod:`~cryolearn.methods.pretrained`: the reference 3D set-up and the
   committed weights.
 
@@ -29,7 +30,7 @@ from .cryogen1 import CryoGEN1, CryoGEN1Config
 from .cryogen2 import CryoGEN2, CryoGEN2Config
 from .cryowgen1 import CryoWGEN1, CryoWGEN1Config
 from .cryowgen2 import CryoWGEN2, CryoWGEN2Config
-from .beta import BetaEstimate, estimate_beta
+from .beta import BetaEstimate, estimate_beta, estimate_beta_field
 from .posterior import BoltzmannPosterior, GaussianPosterior, gaussian_posterior
 from .pretrained import ReferenceSetup, load_pretrained, train_reference
 from .sampler import PosteriorConfig, PosteriorMethod, PosteriorSample
@@ -54,6 +55,7 @@ __all__ = [
     "load_pretrained",
     "train_reference",
     "estimate_beta",
+    "estimate_beta_field",
     "gaussian_posterior",
     "Method",
     "Reconstruction",

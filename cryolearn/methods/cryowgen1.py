@@ -92,7 +92,7 @@ class CryoWGEN1(PosteriorMethod):
     proposal = config_field()
 
     def sample(self, y, x_bar, n, train=False):
-        post = self.posterior(y, x_bar)
+        post = self.posterior(y, x_bar, train=train)
         with torch.no_grad():
             if self.proposal == "posterior":
                 xk = post.sample_gaussian(n, generator=self.generator)  # (K, B, ...)
@@ -105,9 +105,14 @@ class CryoWGEN1(PosteriorMethod):
             res = importance_reweight(logw, xk, dim=0)
             mean, var = res.mean, res.var
             if self.proposal == "posterior" and post.witness is None:
-                # Rao-Blackwellised: with w = 0 the candidates are exact draws and the moments are known exactly.
-                gp = gaussian_posterior(y, x_bar, self.mask, self.sigma, self.gamma, self.beta, spectrum=self.spectrum)
-                mean, var = gp.mean, gp.std.pow(2).expand_as(gp.mean)
+                # Rao-Blackwellised: with w = 0 the candidates are exact draws and the mean is known exactly
+                # (and the variance too when the posterior is Fourier-diagonal).
+                if post.is_field:
+                    mean = post.gaussian_mean()
+                    var = (xk - mean).pow(2).mean(0)
+                else:
+                    gp = gaussian_posterior(y, x_bar, self.mask, self.sigma, self.gamma, self.beta, spectrum=self.spectrum)
+                    mean, var = gp.mean, gp.std.pow(2).expand_as(gp.mean)
             # Systematic resampling: one uniform per observation, n evenly spaced points through the weights' CDF.
             u = torch.rand((xk.shape[1], 1), generator=self.generator, device=xk.device, dtype=res.weights.dtype)
             pts = (torch.arange(n, device=xk.device, dtype=res.weights.dtype) + u) / n  # (B, S)

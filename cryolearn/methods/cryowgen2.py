@@ -60,7 +60,9 @@ class CryoWGEN2(PosteriorMethod):
     step_size : float
         Step ``eta`` in units of ``gamma / (1/sigma^2 + beta / min(spectrum))``
         (``beta`` alone when white), the smallest posterior variance of a
-        Fourier coefficient: ``eta`` must
+        Fourier coefficient; with a precision field (``beta_field="proxy"``)
+        each voxel's step is ``step_size * gamma / (1/sigma^2 + beta_v)``
+        (a diagonal preconditioner). ``eta`` must
         stay well below 2 in these units for stability, and the bias of the
         unadjusted chain on that variance is about ``step_size / 2``.
     n_steps, burn_in, thin : int
@@ -110,14 +112,17 @@ class CryoWGEN2(PosteriorMethod):
         return self.step_size * self.gamma / (1.0 / self.sigma**2 + stiff)
 
     def sample(self, y, x_bar, n, train=False):
-        post = self.posterior(y, x_bar)
+        post = self.posterior(y, x_bar, train=train)
         x0 = post.sample_reference(n, generator=self.generator)  # (K, B, ...)
         n_steps = self.n_train_steps if train else self.n_steps
         burn_in = 0 if train else self.burn_in
+        # A precision field: each voxel steps at its own scale, 1 / (1/sigma^2 + beta_v) (times gamma).
+        precond = post.langevin_preconditioner() if post.is_field else None
         res = langevin(
             post.potential,
             x0,
-            step_size=self.eta,
+            step_size=self.eta if precond is None else self.step_size * self.gamma,
+            preconditioner=precond,
             n_steps=n_steps,
             temperature=self.gamma,
             burn_in=burn_in,

@@ -12,11 +12,12 @@ and "CryoWGEN-II".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from .base import Reconstruction, config_field
+from .beta import estimate_beta_field
 from .cryogen2 import CryoGEN2, CryoGEN2Config
 from .posterior import BoltzmannPosterior, chunked_witness
 
@@ -70,6 +71,14 @@ class PosteriorConfig(CryoGEN2Config):
         Re-degraded volumes (rotations x candidates) per pass of the witness
         network (:func:`cryolearn.methods.posterior.chunked_witness`); default
         about ``2**22`` voxels per pass.
+    beta_field : {"scalar", "proxy"}
+        ``"scalar"``: one precision ``beta`` for every voxel (the posterior
+        std is then the same everywhere). ``"proxy"``: at reconstruction,
+        a precision per voxel from an ensemble of rotation proxies
+        (:func:`cryolearn.methods.estimate_beta_field`), so the std map
+        follows where ``G`` is unsure; training keeps the scalar ``beta``.
+    field_smooth : float
+        Gaussian smoothing of the proxy field, in voxels.
     """
 
     lam: float = 1.0  # the samplers keep 1: not yet measured at CryoGEN-II's 4
@@ -78,11 +87,17 @@ class PosteriorConfig(CryoGEN2Config):
     nu: float = 1.0
     use_witness: bool = False
     witness_chunk: int | None = None
+    beta_field: Literal["scalar", "proxy"] = "scalar"
+    field_smooth: float = 1.0
 
     def validate(self) -> None:
         super().validate()
         if self.witness_chunk is not None and self.witness_chunk < 1:
             raise ValueError(f"witness_chunk must be a positive number of volumes, got {self.witness_chunk}")
+        if self.beta_field not in ("scalar", "proxy"):
+            raise ValueError(f"beta_field must be 'scalar' or 'proxy', got {self.beta_field!r}")
+        if not self.field_smooth >= 0:
+            raise ValueError(f"field_smooth must be a non-negative width in voxels, got {self.field_smooth}")
         if self.use_witness:
             self.potential = True
 
@@ -123,6 +138,8 @@ class PosteriorMethod(CryoGEN2):
     nu = config_field()
     use_witness = config_field()
     witness_chunk = config_field()
+    beta_field = config_field()
+    field_smooth = config_field()
     #: Candidates (CryoWGEN-I) or chains (CryoWGEN-II) per observation at reconstruction (a configuration field).
     n_samples: int
     #: Candidates or chains per observation in the amortised training step (a configuration field).
@@ -133,10 +150,18 @@ class PosteriorMethod(CryoGEN2):
         self.spectrum = spectrum
         super().__init__(mask, sigma, network, config=config, **options)
 
-    def posterior(self, y: torch.Tensor, x_bar: torch.Tensor) -> BoltzmannPosterior:
-        """The Boltzmann posterior ``q_gamma(x | y)`` around ``x_bar`` for ``(B, ...)`` observations."""
+    def posterior(self, y: torch.Tensor, x_bar: torch.Tensor, train: bool = False) -> BoltzmannPosterior:
+        """The Boltzmann posterior ``q_gamma(x | y)`` around ``x_bar`` for ``(B, ...)`` observations.
+
+        With ``beta_field="proxy"`` and ``train=False`` its precision is the
+        per-voxel field of :func:`cryolearn.methods.estimate_beta_field`;
+        otherwise the scalar ``beta``.
+        """
+        beta: float | torch.Tensor = self.beta
+        if self.beta_field == "proxy" and not train:
+            beta = estimate_beta_field(self, y, x_bar, smooth=self.field_smooth, generator=self.generator)
         return BoltzmannPosterior(
-            y, x_bar, self.mask, self.sigma, self.gamma, self.beta,
+            y, x_bar, self.mask, self.sigma, self.gamma, beta,
             witness=self.posterior_witness if self.use_witness else None, spectrum=self.spectrum,
         )
 

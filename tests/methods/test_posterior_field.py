@@ -114,3 +114,43 @@ def test_field_input_errors():
         BoltzmannPosterior(y, x_bar, mask, SIGMA, GAMMA, beta, spectrum=torch.ones(mask.shape, dtype=y.dtype))
     with pytest.raises(ValueError, match="not diagonal"):
         BoltzmannPosterior(y, x_bar, mask, SIGMA, GAMMA, beta).gaussian_precision()
+
+
+def _identity_method(shape, sigma=0.5):
+    """An untrained CryoGEN-II: its U-Net is the identity at initialisation, so G(y) = y."""
+    from cryolearn.methods import get_method
+
+    return get_method("cryogen2", mask=missing_wedge_mask(shape, (-60, 60)), sigma=sigma, base_channels=4)
+
+
+def test_beta_field_is_the_mean_square_of_the_rotated_back_proxy_residuals():
+    from cryolearn.methods import estimate_beta_field
+    from cryolearn.physics import inverse_cube_index, quarter_turns_xz, rotate_cube, rotation_proxy
+
+    shape = (12, 12, 12)
+    m = _identity_method(shape)
+    y = torch.randn(3, *shape, generator=torch.Generator().manual_seed(5)).cumsum(-1)
+    field = estimate_beta_field(m, y, smooth=0.0, floor=1e-6, generator=torch.Generator().manual_seed(6))
+    # the same computation written out rotation by rotation, with the same noise draws
+    rots = torch.tensor(quarter_turns_xz()).repeat_interleave(3)
+    yp = rotation_proxy(y.repeat(4, 1, 1, 1), m.mask, rots, sigma=m.sigma, generator=torch.Generator().manual_seed(6))
+    resid = [rotate_cube(yp[i], inverse_cube_index(int(rots[i]))) - y[i % 3] for i in range(12)]
+    var = torch.stack(resid).reshape(4, 3, *shape).pow(2).mean(0)
+    torch.testing.assert_close(field, 1 / var, rtol=1e-4, atol=1e-4)
+    assert all(rotate_cube(rotate_cube(y, i), inverse_cube_index(i)).equal(y) for i in range(24))
+
+
+def test_beta_field_is_low_where_the_structure_is():
+    """G = identity and almost no noise: the proxy residual is the wedge content of the rotated volume, so the
+    precision drops where the volume has structure and stays high in the empty half of the box."""
+    from cryolearn.methods import estimate_beta_field
+
+    shape = (16, 16, 16)
+    m = _identity_method(shape, sigma=1e-3)
+    z = torch.arange(16.0)
+    blob = torch.exp(-((z[:, None, None] - 4) ** 2 + (z[None, :, None] - 8) ** 2 + (z[None, None, :] - 8) ** 2) / 4)
+    field = estimate_beta_field(m, blob[None], smooth=1.0)
+    assert field[0, 4, 8, 8] < 0.05 * field[0, 12:].mean()  # the blob's centre against the far half
+    assert field[0, 4, 8, 8] < field[0, 8, 8, 8] < field[0, 12, 8, 8]  # and it rises away from it
+    with pytest.raises(ValueError, match="floor"):
+        estimate_beta_field(m, blob[None], floor=0.0)
