@@ -145,7 +145,8 @@ class CryoGEN2(Method):
         Parameters
         ----------
         x : torch.Tensor
-            ``(..., D, H, W)`` candidate clean volumes.
+            ``(..., D, H, W)`` candidate clean volumes, each re-degraded by
+            every rotation (:meth:`redegrade_all`) before ``phi_omega``.
 
         Returns
         -------
