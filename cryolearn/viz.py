@@ -92,10 +92,7 @@ def _clims(rows: list[list[np.ndarray]], shared: bool) -> list[tuple[float, floa
 
 
 def orthoslices(
-    volumes: Any,
-    titles: Sequence[str] | None = None,
-    voxel_size: float | None = None,
-    cmap: str = "gray",
+    volumes: Any, titles: Sequence[str] | None = None, voxel_size: float | None = None, cmap: str = "gray",
     shared_scale: bool = False,
 ) -> Figure:
     """Three central orthogonal slices of each volume, one row per volume.

@@ -17,7 +17,7 @@ from typing import Callable
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, writer: Callable[[str], None], overwrite: bool = True) -> Path:
     """Write ``path`` through a temporary file beside it, then rename.
 
     Parameters
@@ -27,6 +27,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     writer : callable
         ``writer(tmp)`` writes the whole content to the (existing, empty)
         temporary file named ``tmp``.
+    overwrite : bool
+        Replace an existing ``path`` (default); False refuses it before
+        anything is written.
 
     Returns
     -------
@@ -35,11 +38,15 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
 
     Raises
     ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
     Exception
         Whatever ``writer`` raises; the temporary file is removed and
         ``path`` is left as it was.
     """
     path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -283,19 +283,9 @@ def simulate_subtomograms(
     obs, sigma = simulate_observation(clean, mask, snr=snr, masked_noise=masked_noise, generator=g)
     source = "; ".join(f"{name}: {info.get('source', 'unknown')}" for name, info in zip(maps.names, maps.info))
     return SubtomogramDataset(
-        observations=obs,
-        ground_truth=clean,
-        labels=labels,
-        rotations=rot,
-        mask=mask,
-        sigma=sigma,
-        names=list(maps.names),
-        voxel_size=maps.voxel_size * n0 / box,
-        tilt_range=tilt_range,
-        snr=float(snr),
-        seed=int(seed),
-        rotation=rotation,
-        masked_noise=masked_noise,
+        observations=obs, ground_truth=clean, labels=labels, rotations=rot, mask=mask, sigma=sigma,
+        names=list(maps.names), voxel_size=maps.voxel_size * n0 / box,
+        tilt_range=tilt_range, snr=float(snr), seed=int(seed), rotation=rotation, masked_noise=masked_noise,
         source=source,
     )
 

@@ -250,12 +250,13 @@ def write_mrc(
     Returns
     -------
     pathlib.Path
-        The path written.
+        ``path``, written.
 
     Raises
     ------
     FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
+        If ``path`` exists and ``overwrite`` is False
+        (:func:`~cryolearn.data.atomic.atomic_write` checks it).
     ValueError
         If ``volume`` is not 3D, is empty, is complex, or holds NaN or Inf,
         or ``voxel_size`` is not a positive finite number; nothing is written.
@@ -285,8 +286,6 @@ def write_mrc(
         vs = float("nan")
     if not (math.isfinite(vs) and vs > 0):
         raise ValueError(f"voxel_size must be a positive number of Angstrom, got {voxel_size!r}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     def write(tmp: str) -> None:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
@@ -295,8 +294,7 @@ def write_mrc(
             mrc.header.label[0] = b"written by cryolearn"  # replaces mrcfile's timestamp: same data, same bytes
             mrc.update_header_stats()
 
-    atomic_write(path, write)
-    return path
+    return atomic_write(path, write, overwrite=overwrite)
 
 
 def write_reconstruction(

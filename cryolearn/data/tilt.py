@@ -120,12 +120,12 @@ def write_tlt(path: str | os.PathLike, angles: torch.Tensor | list[float], overw
     Returns
     -------
     str
-        The path written.
+        ``os.fspath(path)``, written.
 
     Raises
     ------
     FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
+        If ``path`` exists and ``overwrite`` is False; nothing is written.
     ValueError
         If there is no angle or one is not finite or outside (-90, 90).
     """
@@ -135,7 +135,6 @@ def write_tlt(path: str | os.PathLike, angles: torch.Tensor | list[float], overw
     if not values or not all(math.isfinite(a) and -90.0 < a < 90.0 for a in values):
         raise ValueError(f"tilt angles must be finite degrees in (-90, 90), got {values}")
     name = os.fspath(path)
-    if os.path.exists(name) and not overwrite:
-        raise FileExistsError(f"refusing to overwrite {name!r}")
-    atomic_write(name, lambda tmp: Path(tmp).write_text("".join(f"{a:.4f}\n" for a in values), encoding="utf-8"))
+    atomic_write(name, lambda tmp: Path(tmp).write_text("".join(f"{a:.4f}\n" for a in values), encoding="utf-8"),
+                 overwrite=overwrite)
     return name

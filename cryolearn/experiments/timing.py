@@ -91,11 +91,7 @@ def _infer_device(args: tuple, kwargs: dict) -> torch.device:
 
 
 def measure(
-    fn: Callable[..., Any],
-    *args: Any,
-    device: str | torch.device | None = None,
-    repeat: int = 1,
-    warmup: int = 0,
+    fn: Callable[..., Any], *args: Any, device: str | torch.device | None = None, repeat: int = 1, warmup: int = 0,
     **kwargs: Any,
 ) -> Measurement:
     """Time ``fn(*args, **kwargs)`` and record its peak memory.

@@ -18,7 +18,7 @@ the registry by name in :mod:`~cryolearn.methods.registry`.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -243,39 +243,21 @@ class Method:
         return y
 
     # ----- training ------------------------------------------------------------
-    def fit(
-        self,
-        observations: torch.Tensor | Dataset,
-        n_steps: int,
-        progress: bool = True,
-        checkpoint: str | os.PathLike | None = None,
-        checkpoint_every: int = 100,
-        callback: Callable[["Method", dict[str, float]], None] | None = None,
-        num_workers: int = 0,
-    ) -> "Method":
+    def fit(self, observations: torch.Tensor | Dataset, n_steps: int, **options: Any) -> "Method":
         """Train on observations only (no ground truth), up to ``n_steps`` steps in total.
 
         Parameters
         ----------
         observations : torch.Tensor or torch.utils.data.Dataset
             ``(N, D, H, W)`` observed subtomograms (``(N, D, W)`` images in
-            2D); or a data set of ``(D, H, W)`` observations
-            (e.g. :class:`cryolearn.data.MRCDataset`, read lazily), streamed
-            through a DataLoader batch by batch.
+            2D), or a data set of ``(D, H, W)`` observations.
         n_steps : int
             Total number of steps: a method restored from a checkpoint at step
             ``s`` trains ``n_steps - s`` more.
-        progress : bool
-            Show a tqdm bar with the current losses.
-        checkpoint : path, optional
-            If given, the state is saved there every ``checkpoint_every``
-            steps and at the end (atomically), and :meth:`fit` resumes from
-            it when the file exists.
-        checkpoint_every : int
-        callback : callable, optional
-            Called as ``callback(method, losses)`` after each step.
-        num_workers : int
-            DataLoader worker processes (data sets only).
+        **options
+            ``progress``, ``checkpoint``, ``checkpoint_every``, ``callback``,
+            ``num_workers``: the options of :func:`cryolearn.training.fit`,
+            which runs the loop.
 
         Returns
         -------
@@ -285,17 +267,17 @@ class Method:
         Raises
         ------
         ValueError
-            If the observations do not match the mask or contain NaN/Inf.
+            As :func:`cryolearn.training.fit`, e.g. if the observations do not
+            match the mask or contain NaN/Inf.
 
         Notes
         -----
-        :func:`cryolearn.training.fit` runs the loop; its notes say how
-        minibatches are drawn from a tensor and from a data set, and how
-        training runs under ``torchrun`` (DistributedDataParallel, a
-        DistributedSampler for data sets, checkpoints written by rank 0).
+        The notes of :func:`cryolearn.training.fit` say how minibatches are
+        drawn from a tensor and from a data set, and how training runs under
+        ``torchrun`` (DistributedDataParallel, a DistributedSampler for data
+        sets, checkpoints written by rank 0).
         """
-        return _trainer.fit(self, observations, n_steps, progress=progress, checkpoint=checkpoint,
-                            checkpoint_every=checkpoint_every, callback=callback, num_workers=num_workers)
+        return _trainer.fit(self, observations, n_steps, **options)
 
     # ----- inference -----------------------------------------------------------
     @torch.no_grad()

@@ -69,6 +69,25 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _coerce_number(value: Any, tp: type, name: str) -> int | float:
+    """``value`` as ``tp`` (``int`` or ``float``): a number, a 0-d tensor or array, or a numeric string; never a bool.
+
+    An ``int`` also accepts an integer-valued float; a ``float`` accepts any
+    integer. Anything else raises ValueError naming the field.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if tp is float or isinstance(value, int) or value.is_integer():
+            return tp(value)
+    elif isinstance(value, str):
+        try:
+            return tp(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{name}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
+
+
 def coerce(value: Any, tp: Any, name: str = "value") -> Any:
     """Check ``value`` against the annotation ``tp`` and convert it where that loses nothing.
 
@@ -127,32 +146,8 @@ def coerce(value: Any, tp: Any, name: str = "value") -> Any:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise ValueError(f"{name}: expected true or false, got {value!r}")
-    if tp is int:
-        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-            value = value.item()
-        if isinstance(value, bool):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    if tp is float:
-        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-            value = value.item()
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{name}: expected a number, got {value!r}")
+    if tp in (int, float):
+        return _coerce_number(value, tp, name)
     if tp is str:
         if isinstance(value, str):
             return value

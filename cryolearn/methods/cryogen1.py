@@ -33,13 +33,19 @@ __all__ = ["CryoGEN1", "CryoGEN1Config"]
 
 @dataclass
 class CryoGEN1Config(MethodConfig):
-    """Configuration of :class:`CryoGEN1` (the fields of :class:`cryolearn.methods.MethodConfig` too).
+    """The hyperparameters of :class:`CryoGEN1`, besides those of every method (:class:`cryolearn.methods.MethodConfig`).
+
+    A :class:`CryoGEN1` reads and writes each field as its attribute of the
+    same name, except ``loss``, which it calls ``loss_kind``.
 
     Attributes
     ----------
     lam : float
-        Weight ``lambda`` of the energy in the MAP objective, per voxel: the
-        energy enters in the fidelity's units, so one value serves 1D, 2D and 3D.
+        Weight ``lambda`` of the energy in the MAP objective ``J`` per voxel:
+        ``J = fidelity / N + lambda * E_psi`` with ``N`` the voxel count,
+        i.e. ``lambda * N`` against the negative log-likelihood of the whole
+        volume. The energy enters in the fidelity's units, so the same value
+        works for images and volumes of any size.
     n_critic : int
         D-updates per step.
     loss : {"bce", "wgan-gp"}
@@ -47,59 +53,6 @@ class CryoGEN1Config(MethodConfig):
         Wasserstein GAN with gradient penalty (weight ``gp_weight``).
     gp_weight : float
         Weight of the gradient penalty (``loss="wgan-gp"``).
-    lr_critic : float
-        Adam learning rate of the critic.
-    e_steps : int
-        Langevin steps of the E-step (0 skips it).
-    e_step_size : float
-        E-step step size in units of ``sigma^2``.
-    e_temperature : float
-        Temperature of the E-step chains.
-    mu : float
-        Weight of the regression of ``G(y)`` onto the E-step candidates.
-    critic_channels : int
-        Width of the critic.
-    spectral_norm : bool
-        Spectral normalisation of the critic's layers.
-    r1_weight : float
-        Weight of the R1 gradient penalty on real observations (BCE critic;
-        Mescheder et al. 2018); 0 switches it off.
-    """
-
-    lam: float = 0.1
-    n_critic: int = 1
-    loss: Literal["bce", "wgan-gp"] = "bce"
-    gp_weight: float = 10.0
-    lr_critic: float = 1e-3
-    e_steps: int = 5
-    e_step_size: float = 0.1
-    e_temperature: float = 0.1
-    mu: float = 1.0
-    critic_channels: int = 8
-    spectral_norm: bool = False
-    r1_weight: float = 100.0
-
-
-@register_method("cryogen1")
-class CryoGEN1(Method):
-    """CryoGEN-I: alternating D-, E- and M-steps with the rotation proxy.
-
-    Parameters
-    ----------
-    mask, sigma, network, config
-        As :class:`cryolearn.methods.Method`.
-    **options
-        Fields of :class:`CryoGEN1Config`:
-    lam : float
-        Weight ``lambda`` of the energy in the MAP objective ``J`` per voxel:
-        ``J = fidelity / N + lambda * E_psi`` with ``N`` the voxel count,
-        i.e. ``lambda * N`` against the negative log-likelihood of the whole
-        volume. The same value works for images and volumes of any size.
-    n_critic : int
-        D-updates per step.
-    loss : {"bce", "wgan-gp"}
-        Critic loss: binary cross-entropy (non-saturating GAN), or
-        Wasserstein GAN with gradient penalty (weight ``gp_weight``).
     lr_critic : float
         Adam learning rate of the critic.
     e_steps : int
@@ -121,6 +74,29 @@ class CryoGEN1(Method):
         D_psi(y)||^2`` on real observations added to the BCE critic loss
         (Mescheder et al. 2018, "Which training methods for GANs do actually
         converge?"); 0 turns it off.
+    """
+
+    lam: float = 0.1
+    n_critic: int = 1
+    loss: Literal["bce", "wgan-gp"] = "bce"
+    gp_weight: float = 10.0
+    lr_critic: float = 1e-3
+    e_steps: int = 5
+    e_step_size: float = 0.1
+    e_temperature: float = 0.1
+    mu: float = 1.0
+    critic_channels: int = 8
+    spectral_norm: bool = False
+    r1_weight: float = 100.0
+
+
+@register_method("cryogen1")
+class CryoGEN1(Method):
+    """CryoGEN-I: alternating D-, E- and M-steps with the rotation proxy.
+
+    Built like every :class:`cryolearn.methods.Method`; its options are the
+    fields of :class:`CryoGEN1Config`. The critic ``D_psi`` is a
+    :class:`cryolearn.nn.Critic` of width ``critic_channels``.
 
     Notes
     -----

@@ -30,46 +30,23 @@ __all__ = ["CryoGEN2", "CryoGEN2Config"]
 
 @dataclass
 class CryoGEN2Config(MethodConfig):
-    """Configuration of :class:`CryoGEN2` (the fields of :class:`cryolearn.methods.MethodConfig` too).
+    """The hyperparameters of :class:`CryoGEN2`, besides those of every method (:class:`cryolearn.methods.MethodConfig`).
+
+    A :class:`CryoGEN2` reads and writes each field as its attribute of the
+    same name, except ``potential``, which it calls ``use_potential`` (its
+    ``potential`` is the network itself, or None).
 
     Attributes
     ----------
     lam : float
-        Weight ``lambda`` of the transport term; default 4 (measured on
-        held-out structures through the command line,
+        Weight ``lambda`` of the transport term. Both terms are per voxel
+        and in units of the noise variance: the transport cost is divided by
+        ``sigma^2`` times the voxel count. Default 4 (measured on held-out
+        structures through the command line,
         ``benchmarks/defaults_cryogen2.md``: with ``lam = 1`` removing the
         measured noise costs as much data fidelity as it saves transport, so
         ``G(y)`` keeps the noise; ``lam = 4`` raised the correlation with the
         truth from 0.73 to 0.78 at the same in-wedge error).
-    ot_method : {"emd", "sinkhorn"}
-        Exact minibatch plan, or log-domain Sinkhorn.
-    reg : float
-        Entropic regularisation for ``ot_method="sinkhorn"``, relative to the
-        standard deviation of the minibatch costs.
-    potential : bool
-        Also fit a potential network to the minibatch dual potentials.
-    """
-
-    lam: float = 4.0
-    ot_method: Literal["emd", "sinkhorn"] = "emd"
-    reg: float = 0.01
-    potential: bool = False
-
-
-@register_method("cryogen2")
-class CryoGEN2(Method):
-    """CryoGEN-II: data fidelity plus minibatch optimal transport to the observations.
-
-    Parameters
-    ----------
-    mask, sigma, network, config
-        As :class:`cryolearn.methods.Method`.
-    **options
-        Fields of :class:`CryoGEN2Config`:
-    lam : float
-        Weight ``lambda`` of the transport term. Both terms are per voxel
-        and in units of the noise variance: the transport cost is divided by
-        ``sigma^2`` times the voxel count.
     ot_method : {"emd", "sinkhorn"}
         Exact plan (POT's network simplex, on the CPU) or log-domain Sinkhorn
         with a small ``reg`` on the tensors' device.
@@ -82,6 +59,21 @@ class CryoGEN2(Method):
         potentials of the real observations (a regression, not a game); it
         later serves as the witness potential ``w(x) = mean_R phi(M(R x))``
         of the CryoWGEN methods.
+    """
+
+    lam: float = 4.0
+    ot_method: Literal["emd", "sinkhorn"] = "emd"
+    reg: float = 0.01
+    potential: bool = False
+
+
+@register_method("cryogen2")
+class CryoGEN2(Method):
+    """CryoGEN-II: data fidelity plus minibatch optimal transport to the observations.
+
+    Built like every :class:`cryolearn.methods.Method`, with the options of
+    :class:`CryoGEN2Config`; with ``potential=True`` it also trains a
+    :class:`cryolearn.nn.PotentialNet`, the witness of the CryoWGEN methods.
 
     Notes
     -----
@@ -153,7 +145,8 @@ class CryoGEN2(Method):
         Parameters
         ----------
         x : torch.Tensor
-            ``(..., D, H, W)`` candidate clean volumes.
+            ``(..., D, H, W)`` candidate clean volumes, each re-degraded by
+            every rotation (:meth:`redegrade_all`) before ``phi_omega``.
 
         Returns
         -------

@@ -42,34 +42,22 @@ class Reconstruction:
 
         Parameters
         ----------
-        folder : path
-            Output folder (created if missing).
-        voxel_size : float
-            Angstrom per voxel, written to the headers.
-        prefix : str
-            File-name prefix.
-        n_samples : int
-            How many posterior samples to write per observation (0: none).
-        overwrite : bool
-            Replace existing files; otherwise an existing file raises
-            ``FileExistsError`` before anything is written.
+        folder, voxel_size, prefix, n_samples, overwrite
+            As :func:`cryolearn.data.write_reconstruction`, which writes
+            :attr:`mean`, :attr:`std` and :attr:`samples`: the output folder,
+            Angstrom per voxel, a file-name prefix, how many posterior
+            samples to write per observation, and whether to replace files.
 
         Returns
         -------
         list of pathlib.Path
-            ``{prefix}{i:04d}_mean.mrc``, ``_std.mrc``, ``_sample{s:03d}.mrc``
-            per observation ``i`` (no index for a single volume).
+            The files written, named as by
+            :func:`cryolearn.data.write_reconstruction`.
 
         Raises
         ------
-        FileExistsError
-            If a target exists and ``overwrite`` is False.
-        ValueError
-            If ``n_samples`` exceeds the samples held, or the volumes are not 3D.
-
-        Notes
-        -----
-        Each file is written atomically by :func:`cryolearn.data.write_mrc`.
+        FileExistsError, ValueError
+            As :func:`cryolearn.data.write_reconstruction`.
         """
         return write_reconstruction(folder, self.mean, voxel_size, std=self.std, samples=self.samples, prefix=prefix,
                                     n_samples=n_samples, overwrite=overwrite)

@@ -36,6 +36,9 @@ __all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error"]
 class WedgePower:
     """In-wedge power relative to measured power, per Fourier shell.
 
+    What :func:`wedge_power_ratio` returns; ``...`` are the batch dims of its
+    volumes.
+
     Attributes
     ----------
     frequency : torch.Tensor

@@ -93,12 +93,7 @@ class UNet(nn.Module):
     """
 
     def __init__(
-        self,
-        ndim: int = 3,
-        base_channels: int = 12,
-        depth: int = 2,
-        norm: bool = True,
-        activation: str = "silu",
+        self, ndim: int = 3, base_channels: int = 12, depth: int = 2, norm: bool = True, activation: str = "silu"
     ) -> None:
         super().__init__()
         self.ndim = check_ndim(ndim)

@@ -263,14 +263,8 @@ def minibatch_ot_plan(
 
 
 def minibatch_ot_loss(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    method: str = "emd",
-    *,
-    reg: float | None = None,
-    reg_rel: float | None = None,
-    cost: str = "sqeuclidean",
-    max_iter: int = 50,
+    x: torch.Tensor, y: torch.Tensor, method: str = "emd",
+    *, reg: float | None = None, reg_rel: float | None = None, cost: str = "sqeuclidean", max_iter: int = 50,
 ) -> torch.Tensor:
     """The CryoGEN-II transport loss ``sum_ij pi_ij c(x_i, y_j)`` with the plan held fixed.
 

@@ -114,11 +114,8 @@ def wasserstein_1d(
 
 
 def wasserstein_distance_1d(
-    u_values: torch.Tensor,
-    v_values: torch.Tensor,
-    u_weights: torch.Tensor | None = None,
-    v_weights: torch.Tensor | None = None,
-    p: float = 1,
+    u_values: torch.Tensor, v_values: torch.Tensor,
+    u_weights: torch.Tensor | None = None, v_weights: torch.Tensor | None = None, p: float = 1,
 ) -> torch.Tensor:
     """The ``p``-Wasserstein distance ``W_p = (W_p^p)^(1/p)`` between 1D samples.
 

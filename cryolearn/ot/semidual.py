@@ -109,14 +109,8 @@ class SemidualResult:
 
 
 def semidual_ot(
-    a: torch.Tensor | None,
-    b: torch.Tensor | None,
-    M: torch.Tensor,
-    *,
-    reg: float | torch.Tensor | None = None,
-    reg_rel: float | None = None,
-    max_iter: int = 50,
-    tol: float = 1e-10,
+    a: torch.Tensor | None, b: torch.Tensor | None, M: torch.Tensor,
+    *, reg: float | torch.Tensor | None = None, reg_rel: float | None = None, max_iter: int = 50, tol: float = 1e-10,
 ) -> SemidualResult:
     """Exact optimal transport by maximising the semi-dual (Newton's method, annealed smoothing).
 

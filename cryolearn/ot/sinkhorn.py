@@ -35,6 +35,9 @@ __all__ = ["SinkhornResult", "sinkhorn"]
 class SinkhornResult:
     """Output of :func:`sinkhorn`.
 
+    ``...`` are the batch dims: the leading dims of ``a``, ``b``, ``M`` and
+    ``reg``, broadcast together.
+
     Attributes
     ----------
     plan : torch.Tensor

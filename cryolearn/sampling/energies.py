@@ -71,6 +71,8 @@ def gaussian_energy(x: torch.Tensor, mean: torch.Tensor | float = 0.0, var: torc
     ------
     ValueError
         If ``x`` has fewer than 2 dimensions.
+    RuntimeError
+        If ``mean`` or ``var`` does not broadcast to ``x`` (from torch).
 
     Notes
     -----

@@ -17,7 +17,10 @@ __all__ = ["ImportanceResult", "importance_reweight", "effective_sample_size"]
 
 @dataclass
 class ImportanceResult:
-    """Output of :func:`importance_reweight` (shapes for the default ``dim=0``).
+    """Output of :func:`importance_reweight`.
+
+    The shapes below are for the default ``dim=0``; with another ``dim`` the
+    sample axis ``K`` of ``weights`` is there, and the other fields lack it.
 
     Attributes
     ----------

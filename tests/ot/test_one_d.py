@@ -13,22 +13,13 @@ from cryolearn.ot import monotone_plan_1d, wasserstein_1d, wasserstein_distance_
 DTYPE = torch.float64
 
 
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def _simplex(shape, g):
-    w = torch.rand(shape, dtype=DTYPE, generator=g) + 0.1
-    return w / w.sum(-1, keepdim=True)
-
-
 @pytest.mark.parametrize("p", [1, 2, 1.5])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_matches_pot_batched(p, weighted):
-    g = _gen(0)
+def test_matches_pot_batched(p, weighted, gen, simplex):
+    g = gen(0)
     u = torch.randn(3, 7, dtype=DTYPE, generator=g)  # (batch, n): POT wants (n, batch)
     v = torch.randn(3, 5, dtype=DTYPE, generator=g) * 2 + 0.5
-    uw, vw = (_simplex((3, 7), g), _simplex((3, 5), g)) if weighted else (None, None)
+    uw, vw = (simplex((3, 7), g, 0.1), simplex((3, 5), g, 0.1)) if weighted else (None, None)
     got = wasserstein_1d(u, v, uw, vw, p=p)
     ref = pot.wasserstein_1d(u.T.numpy(), v.T.numpy(), None if uw is None else uw.T.numpy(), None if vw is None else vw.T.numpy(), p=p)
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
@@ -36,8 +27,8 @@ def test_matches_pot_batched(p, weighted):
     torch.testing.assert_close(got, looped, rtol=1e-14, atol=0)
 
 
-def test_broadcasting_and_weight_normalisation():
-    g = _gen(1)
+def test_broadcasting_and_weight_normalisation(gen):
+    g = gen(1)
     u = torch.randn(2, 4, 6, dtype=DTYPE, generator=g)
     v = torch.randn(9, dtype=DTYPE, generator=g)
     w = torch.rand(9, dtype=DTYPE, generator=g)
@@ -47,8 +38,8 @@ def test_broadcasting_and_weight_normalisation():
     torch.testing.assert_close(got, ref, rtol=1e-14, atol=0)
 
 
-def test_closed_forms_and_scipy():
-    g = _gen(2)
+def test_closed_forms_and_scipy(gen):
+    g = gen(2)
     u = torch.randn(11, dtype=DTYPE, generator=g)
     # A translation by c moves every atom by c: W_p^p = |c|^p.
     for p in (1, 2, 3):
@@ -62,8 +53,8 @@ def test_closed_forms_and_scipy():
     torch.testing.assert_close(wasserstein_distance_1d(u, v, p=2), wasserstein_1d(u, v, p=2).sqrt())
 
 
-def test_monotone_plan_is_optimal_by_brute_force():
-    g = _gen(3)
+def test_monotone_plan_is_optimal_by_brute_force(gen):
+    g = gen(3)
     x = torch.randn(4, 6, dtype=DTYPE, generator=g)
     y = torch.randn(4, 6, dtype=DTYPE, generator=g) + 1.0
     perm = monotone_plan_1d(x, y)
@@ -81,11 +72,11 @@ def test_monotone_plan_is_optimal_by_brute_force():
     torch.testing.assert_close(plan.sum(-2), torch.full((4, 6), 1 / 6, dtype=plan.dtype))
 
 
-def test_gradient_finite_differences_and_closed_form():
-    g = _gen(4)
+def test_gradient_finite_differences_and_closed_form(gen, simplex):
+    g = gen(4)
     u = torch.randn(2, 5, dtype=DTYPE, generator=g, requires_grad=True)
     v = torch.randn(2, 7, dtype=DTYPE, generator=g)
-    w = _simplex((2, 5), g)
+    w = simplex((2, 5), g, 0.1)
     assert torch.autograd.gradcheck(lambda t: wasserstein_1d(t, v, w, p=2), (u,))
     assert torch.autograd.gradcheck(lambda t: wasserstein_1d(t, v, w, p=1.5), (u,))
     # Equal sizes, uniform weights: d W_2^2 / d x_i = 2 (x_i - y_perm(i)) / n.

@@ -10,17 +10,8 @@ from cryolearn.ot import c_transform, semidual_ot
 DTYPE = torch.float64
 
 
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def _weights(shape, g):
-    w = torch.rand(shape, dtype=DTYPE, generator=g) + 0.2
-    return w / w.sum(-1, keepdim=True)
-
-
-def test_c_transform_brute_force_and_batched():
-    g = _gen(0)
+def test_c_transform_brute_force_and_batched(gen):
+    g = gen(0)
     C = torch.rand(2, 5, 4, dtype=DTYPE, generator=g)
     phi = torch.randn(4, dtype=DTYPE, generator=g)  # broadcasts over the batch
     got = c_transform(phi, C)
@@ -32,11 +23,11 @@ def test_c_transform_brute_force_and_batched():
 
 
 @pytest.mark.parametrize("uniform", [True, False])
-def test_semidual_reaches_exact_cost(uniform):
-    g = _gen(1)
+def test_semidual_reaches_exact_cost(uniform, gen, simplex):
+    g = gen(1)
     x, y = torch.randn(3, 7, 2, dtype=DTYPE, generator=g), torch.randn(3, 5, 2, dtype=DTYPE, generator=g) + 0.5
     M = 0.5 * torch.cdist(x, y) ** 2  # (3, 7, 5)
-    a, b = (None, None) if uniform else (_weights((3, 7), g), _weights((3, 5), g))
+    a, b = (None, None) if uniform else (simplex((3, 7), g, 0.2), simplex((3, 5), g, 0.2))
     res = semidual_ot(a, b, M)
     an = np.full(7, 1 / 7) if uniform else None
     bn = np.full(5, 1 / 5) if uniform else None
@@ -58,10 +49,10 @@ def test_semidual_reaches_exact_cost(uniform):
         torch.testing.assert_close(res32.value.double(), exact, rtol=1e-4, atol=0)
 
 
-def test_semidual_complementary_slackness():
-    g = _gen(2)
+def test_semidual_complementary_slackness(gen, simplex):
+    g = gen(2)
     M = torch.rand(6, 6, dtype=DTYPE, generator=g)
-    a, b = _weights(6, g), _weights(6, g)
+    a, b = simplex(6, g, 0.2), simplex(6, g, 0.2)
     res = semidual_ot(a, b, M)
     slack = M - res.phi_c[:, None] - res.phi[None, :]
     assert slack.min() >= -1e-14  # phi_c + phi <= C: the c-transform makes the pair admissible
@@ -85,8 +76,8 @@ def test_errors():
         semidual_ot(torch.ones(3, dtype=DTYPE), None, torch.rand(3, 3, dtype=DTYPE))
 
 
-def test_absolute_reg_per_problem_equals_reg_rel_times_the_cost_range():
-    g = _gen(5)
+def test_absolute_reg_per_problem_equals_reg_rel_times_the_cost_range(gen):
+    g = gen(5)
     M = 3.0 + 10 * torch.rand(2, 6, 5, dtype=DTYPE, generator=g)  # (2, n, m)
     rel = semidual_ot(None, None, M, reg_rel=1e-3)
     spread = M.amax((-2, -1)) - M.amin((-2, -1))  # (2,)
