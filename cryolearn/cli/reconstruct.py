@@ -15,7 +15,9 @@ the model's box), each normalised, restored and blended back without seams
 (:func:`cryolearn.inference.restore_tiled`) into ``<stem>_mean.mrc`` (and
 ``<stem>_std.mrc``). ``restored/reconstruct.yaml`` records the model's
 configuration, the inputs, the outputs, the version and the command line;
-for the samplers also ``beta`` (from the checkpoint, or ``--beta``) and, for
+for the samplers also ``beta`` (from the checkpoint, or ``--beta``) and
+``beta_field`` (``proxy``: each voxel's precision from an ensemble of rotation
+proxies, the default; ``scalar``: one for every voxel, as ``--beta`` sets) and, for
 cryowgen1, the effective sample size of the reweighting (a warning is printed
 when ESS/K falls below 0.1: the posterior mean and spread then rest on a few
 candidates).
@@ -45,8 +47,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--force", action="store_true", help="overwrite files in an existing output folder")
     parser.add_argument("--beta", type=float, default=None,
-                        help="samplers only: precision of the conditional prior, overriding the model's "
-                             "(default: the value stored by `cryolearn train`)")
+                        help="samplers only: one precision of the conditional prior for every voxel, overriding the "
+                             "model's per-voxel field and stored value (default: the model's)")
 
 #: ESS/K below which `cryolearn reconstruct` warns that the reweighting has collapsed.
 ESS_WARN = 0.1
@@ -66,6 +68,7 @@ def _load(model: Path, config: dict, box: int, device, beta: float | None = None
     if method.samples_posterior:
         if beta is not None:
             method.beta = float(beta)
+            method.beta_field = "scalar"
         elif "beta" in config and not state_has_beta(model):
             method.beta = float(config["beta"])
     if method.step < config.get("steps", 0):
@@ -181,6 +184,7 @@ def main(args: argparse.Namespace) -> int:
     if method.samples_posterior:
         record["beta"] = method.beta
         record["beta_source"] = "given (--beta)" if args.beta is not None else "the model's"
+        record["beta_field"] = method.beta_field
     if ess:
         record.update(_ess_record(ess, method.n_samples))
     record["wall_time_s"] = round(time.perf_counter() - start, 3)

@@ -37,8 +37,12 @@ For the samplers
 (cryowgen1, cryowgen2) the precision ``beta`` of the conditional prior is
 estimated after training by the rotation proxy
 (:func:`cryolearn.methods.estimate_beta`) and stored in the checkpoint and in
-``model.yaml`` (``beta``, ``beta_source``); ``--beta`` sets it instead (then it
-is also the value used during training). On several GPUs::
+``model.yaml`` (``beta``, ``beta_source``, ``beta_field``). By default
+(``beta_field: proxy``) ``cryolearn reconstruct`` then gives every voxel its own
+precision from an ensemble of rotation proxies
+(:func:`cryolearn.methods.estimate_beta_field`), so the std maps say where the
+restoration is unsure; ``--beta`` sets one precision for every voxel instead
+(``beta_field: scalar``; it is then also the value used during training). On several GPUs::
 
     torchrun --nproc-per-node 4 -m cryolearn.cli train sim/obs --tilt-range -60 60 --out model.pt
 """
@@ -89,8 +93,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "(an unknown key is refused with the valid ones), e.g. lam=0.5 base_channels=16")
     parser.add_argument("--seed", type=int, default=0, help="seeds the network and every random draw (default: 0)")
     parser.add_argument("--beta", type=float, default=None,
-                        help="samplers only: precision of the conditional prior (default: estimated after training "
-                             "by the rotation proxy)")
+                        help="samplers only: one precision of the conditional prior for every voxel (default: "
+                             "estimated after training by the rotation proxy, and per voxel at reconstruction)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available; under torchrun, one GPU per process)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
@@ -144,14 +148,19 @@ def _set_beta(method, y, args: argparse.Namespace, trained_with: float) -> dict[
 
     if args.beta is not None:
         method.beta = float(args.beta)
-        return {"beta": method.beta, "beta_source": "given (--beta)"}
+        method.beta_field = "scalar"
+        return {"beta": method.beta, "beta_source": "given (--beta)", "beta_field": "scalar"}
     n = min(y.shape[0], 256)  # enough observations for a stable mean power, bounded cost
     gen = torch.Generator(device=y.device).manual_seed(args.seed + 7919)
     est = estimate_beta(method, y[:n], generator=gen)
     method.beta = float(est.beta)
-    return {"beta": method.beta, "beta_training": trained_with,
-            "beta_source": f"estimated after training by the rotation proxy (cryolearn.methods.estimate_beta) "
-                           f"on {n} observations"}
+    record = {"beta": method.beta, "beta_training": trained_with,
+              "beta_source": f"estimated after training by the rotation proxy (cryolearn.methods.estimate_beta) "
+                             f"on {n} observations", "beta_field": method.beta_field}
+    if method.beta_field == "proxy":
+        record["beta_field_source"] = ("per voxel at reconstruction, from an ensemble of rotation proxies "
+                                       f"(cryolearn.methods.estimate_beta_field), variance x {method.field_inflation:g}")
+    return record
 
 
 def _from_tomograms(files: list[Path], args: argparse.Namespace):

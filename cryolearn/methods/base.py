@@ -282,12 +282,17 @@ class Method:
     # ----- inference -----------------------------------------------------------
     @torch.no_grad()
     def predict(self, y: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-        """``G_theta(y)`` for a single volume ``(D, H, W)`` or a batch ``(..., D, H, W)``, in chunks."""
+        """``G_theta(y)`` for a single volume ``(D, H, W)`` or a batch ``(..., D, H, W)``, in chunks.
+
+        The network runs on the method's device in its own precision; the
+        result comes back on ``y``'s device in ``y``'s dtype.
+        """
         y = self._check_observations(y)
         net = unwrap(self.network).eval()
-        flat = y.reshape(-1, *y.shape[-self.ndim :]).to(self.device)
+        dtype = next(net.parameters()).dtype
+        flat = y.reshape(-1, *y.shape[-self.ndim :]).to(self.device, dtype)
         out = torch.cat([net(flat[k : k + batch_size]) for k in range(0, flat.shape[0], batch_size)])
-        return out.reshape(y.shape).to(y.device)
+        return out.reshape(y.shape).to(y.device, y.dtype)
 
     def reconstruct(self, y: torch.Tensor, batch_size: int = 32) -> Reconstruction:
         """Restore observations.

@@ -114,6 +114,10 @@ class CryoWGEN2(PosteriorMethod):
     def sample(self, y, x_bar, n, train=False):
         post = self.posterior(y, x_bar, train=train)
         x0 = post.sample_reference(n, generator=self.generator)  # (K, B, ...)
+        if post.is_field:
+            # Start at the w = 0 mean (one batched conjugate-gradient solve) with the reference's spread: the
+            # slow, least constrained directions then start close to their stationary law.
+            x0 = x0 - x_bar + post.gaussian_mean()
         n_steps = self.n_train_steps if train else self.n_steps
         burn_in = 0 if train else self.burn_in
         # A precision field: each voxel steps at its own scale, 1 / (1/sigma^2 + beta_v) (times gamma).

@@ -79,6 +79,12 @@ class PosteriorConfig(CryoGEN2Config):
         follows where ``G`` is unsure; training keeps the scalar ``beta``.
     field_smooth : float
         Gaussian smoothing of the proxy field, in voxels.
+    field_inflation : float
+        Factor on the proxy field's variances (its precisions are divided by
+        it). The proxy restores the method's own, easier reconstructions, so
+        it underestimates the error (as the scalar proxy does); 2 was
+        measured to calibrate the 90% intervals on held-out structures
+        (book chapter "CryoWGEN-II").
     """
 
     lam: float = 1.0  # the samplers keep 1: not yet measured at CryoGEN-II's 4
@@ -87,8 +93,9 @@ class PosteriorConfig(CryoGEN2Config):
     nu: float = 1.0
     use_witness: bool = False
     witness_chunk: int | None = None
-    beta_field: Literal["scalar", "proxy"] = "scalar"
+    beta_field: Literal["scalar", "proxy"] = "proxy"
     field_smooth: float = 1.0
+    field_inflation: float = 2.0
 
     def validate(self) -> None:
         super().validate()
@@ -98,6 +105,8 @@ class PosteriorConfig(CryoGEN2Config):
             raise ValueError(f"beta_field must be 'scalar' or 'proxy', got {self.beta_field!r}")
         if not self.field_smooth >= 0:
             raise ValueError(f"field_smooth must be a non-negative width in voxels, got {self.field_smooth}")
+        if not self.field_inflation > 0:
+            raise ValueError(f"field_inflation must be positive, got {self.field_inflation}")
         if self.use_witness:
             self.potential = True
 
@@ -140,6 +149,7 @@ class PosteriorMethod(CryoGEN2):
     witness_chunk = config_field()
     beta_field = config_field()
     field_smooth = config_field()
+    field_inflation = config_field()
     #: Candidates (CryoWGEN-I) or chains (CryoWGEN-II) per observation at reconstruction (a configuration field).
     n_samples: int
     #: Candidates or chains per observation in the amortised training step (a configuration field).
@@ -154,12 +164,13 @@ class PosteriorMethod(CryoGEN2):
         """The Boltzmann posterior ``q_gamma(x | y)`` around ``x_bar`` for ``(B, ...)`` observations.
 
         With ``beta_field="proxy"`` and ``train=False`` its precision is the
-        per-voxel field of :func:`cryolearn.methods.estimate_beta_field`;
-        otherwise the scalar ``beta``.
+        per-voxel field of :func:`cryolearn.methods.estimate_beta_field`
+        divided by ``field_inflation``; otherwise (and with a Fourier-diagonal
+        ``spectrum``) the scalar ``beta``.
         """
         beta: float | torch.Tensor = self.beta
-        if self.beta_field == "proxy" and not train:
-            beta = estimate_beta_field(self, y, x_bar, smooth=self.field_smooth, generator=self.generator)
+        if self.beta_field == "proxy" and not train and self.spectrum is None:
+            beta = estimate_beta_field(self, y, x_bar, smooth=self.field_smooth, generator=self.generator) / self.field_inflation
         return BoltzmannPosterior(
             y, x_bar, self.mask, self.sigma, self.gamma, beta,
             witness=self.posterior_witness if self.use_witness else None, spectrum=self.spectrum,

@@ -49,7 +49,7 @@ def test_cryowgen2_matches_closed_form_per_fourier_coefficient():
     mask = missing_wedge_mask(shape, (-60, 60))
     y, _ = simulate_observation(torch.randn(1, *shape, generator=g, dtype=torch.float64), mask, sigma=sigma, generator=g)
     x_bar = y + 0.3 * torch.randn(y.shape, generator=g, dtype=torch.float64)
-    m = CryoWGEN2(mask=mask, sigma=sigma, gamma=1.0, beta=beta, n_chains=32, step_size=0.1,
+    m = CryoWGEN2(mask=mask, sigma=sigma, gamma=1.0, beta=beta, beta_field="scalar", n_chains=32, step_size=0.1,
                   n_steps=350, burn_in=150, thin=10, base_channels=2, seed=0)
     m.generator = torch.Generator().manual_seed(0)
     s = m.sample(y, x_bar, m.n_chains)
@@ -71,7 +71,7 @@ def test_cryowgen1_matches_closed_form_in_low_dimension_and_ess_collapses():
     ess = {}
     for n in (4, 16):
         x, y, x_bar, mask = _data(shape=(n, n), n=3, seed=1)
-        m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_samples=20000, base_channels=2, seed=0,
+        m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, beta_field="scalar", n_samples=20000, base_channels=2, seed=0,
                       proposal="reference")
         m.network.double()
         m.generator = torch.Generator().manual_seed(0)
@@ -95,7 +95,7 @@ def test_fourier_diagonal_reference_matches_its_closed_form():
     gp = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=spectrum)
     assert (gp.std - white.std).abs().max() > 0.05  # the reference shape matters
     torch.testing.assert_close(gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA, spectrum=torch.ones_like(spectrum)).mean, white.mean)
-    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_samples=2**16, base_channels=2, seed=0,
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, beta_field="scalar", spectrum=spectrum, n_samples=2**16, base_channels=2, seed=0,
                   proposal="reference")
     m.generator = torch.Generator().manual_seed(0)
     s = m.sample(y, x_bar, m.n_samples)
@@ -115,7 +115,7 @@ def test_langevin_step_follows_the_stiffest_reference_coefficient():
     x, y, x_bar, mask = _data(shape=(8, 8), n=2, seed=5)
     spectrum = torch.ones(mask.shape, dtype=torch.float64)
     spectrum[2:4, 1:3] = 0.01
-    m = CryoWGEN2(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, spectrum=spectrum, n_chains=64, step_size=0.2,
+    m = CryoWGEN2(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, beta_field="scalar", spectrum=spectrum, n_chains=64, step_size=0.2,
                   n_steps=400, burn_in=200, thin=4, base_channels=2, seed=0)
     assert m.eta == pytest.approx(0.2 / (1 / SIGMA**2 + BETA / 0.01))
     m.generator = torch.Generator().manual_seed(0)
@@ -145,7 +145,7 @@ def test_cryowgen1_low_temperature_weights_matter(gamma):
     c = base.mean + gamma**0.5 * z
     exact = gaussian_posterior(y, (BETA * x_bar + a * c) / (BETA + a), mask, SIGMA, gamma, BETA + a)
     assert (x_bar - exact.mean).abs().max() > 0.1  # reweighting around x_bar alone cannot get there
-    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, n_samples=20000, base_channels=2, seed=0)
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, beta_field="scalar", n_samples=20000, base_channels=2, seed=0)
     m.use_witness, m.posterior_witness = True, _quadratic_witness(a, c)
     m.generator = torch.Generator().manual_seed(0)
     mean, var, samples, diag = m.sample(y, x_bar, m.n_samples).astuple()
@@ -171,7 +171,7 @@ def test_cryowgen2_low_temperature_contracts_onto_point_estimate():
     point = gaussian_posterior(y, x_bar, mask, SIGMA, 1.0, BETA).mean  # argmin U
     spreads = []
     for gamma in (1.0, 1e-4):
-        m = get_method("cryowgen2", mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, base_channels=2, seed=0,
+        m = get_method("cryowgen2", mask=mask, sigma=SIGMA, gamma=gamma, beta=BETA, beta_field="scalar", base_channels=2, seed=0,
                        n_chains=16, n_steps=200, burn_in=150, thin=10)
         m.generator = torch.Generator().manual_seed(0)
         s = m.sample(y, x_bar, m.n_samples)
@@ -183,7 +183,7 @@ def test_cryowgen2_low_temperature_contracts_onto_point_estimate():
 
 def test_std_larger_in_wedge_and_reconstruct_interface():
     x, y, x_bar, mask = _data(shape=(8, 8, 8), n=3)
-    m = CryoWGEN2(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_chains=16, n_steps=150, burn_in=100, thin=5,
+    m = CryoWGEN2(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, beta_field="scalar", n_chains=16, n_steps=150, burn_in=100, thin=5,
                   base_channels=2, seed=0)
     m.network.double()
     r = m.reconstruct(y)

@@ -57,7 +57,7 @@ def test_cryowgen1_with_no_witness_samples_the_closed_form_in_3d():
     """w = 0: ESS is exactly K and mean / variance per voxel match gaussian_posterior within Monte-Carlo error."""
     y, x_bar, mask = _setup((8, 8, 8), n=2, tilt=(-60, 60))
     k = 4000
-    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, n_samples=k, base_channels=2, seed=0)
+    m = CryoWGEN1(mask=mask, sigma=SIGMA, gamma=1.0, beta=BETA, beta_field="scalar", n_samples=k, base_channels=2, seed=0)
     assert m.proposal == "posterior"
     m.generator = torch.Generator().manual_seed(0)
     mean, var, samples, diag = m.sample(y, x_bar, k).astuple()
