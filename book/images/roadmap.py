@@ -9,8 +9,8 @@ its "In this chapter" box; edit CHAPTERS and EDGES when a chapter changes.
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-W = 980  # canvas width (px)
-BOX_W, BOX_H = 168, 58
+W = 1100  # canvas width (px)
+BOX_W, BOX_H = 164, 58
 
 # Tiers from top to bottom: (caption, band colour, [(key, number, title line 1, title line 2)]).
 TIERS = [
@@ -23,6 +23,7 @@ TIERS = [
         ("03", "3", "Optimal transport", "in one dimension"),
         ("04", "4", "Entropic transport", "and the semi-dual"),
         ("05", "5", "Generative priors", "for inverse problems"),
+        ("05b", "5b", "Posterior sampling", "annealed Langevin, SMC"),
     ]),
     ("The four\nmethods", "#fbf3ea", [
         ("06", "6", "CryoGEN-I", "MAP, energy prior"),
@@ -49,13 +50,13 @@ EDGES = [
     ("01", "01b"),
     ("01", "02"), ("02", "03"), ("03", "04"), ("02", "05"), ("03", "05"),
     ("02", "06"), ("05", "06"), ("06", "07"), ("03", "07"), ("04", "07"),
-    ("07", "08"), ("04", "08"), ("05", "08"), ("08", "09"), ("02", "09"),
+    ("05", "05b"), ("07", "08"), ("04", "08"), ("05b", "08"), ("08", "09"), ("02", "09"),
     ("@methods", "10"), ("@methods", "11"),
     ("11", "tomo"),
 ]
 BRACKET = ("06", "09")
 
-TIER_GAP, TOP, LEFT_LABEL = 42, 16, 150
+TIER_GAP, TOP, LEFT_LABEL = 42, 16, 140
 
 
 def layout():
@@ -121,7 +122,7 @@ def svg():
         out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="7" fill="white" '
                    f'stroke="#444" stroke-width="1.3"{dash}/>')
         title = f"{num}. {l1}" if num else l1
-        out.append(f'<text x="{cx:.1f}" y="{cy - 5:.1f}" font-size="13" font-weight="bold" text-anchor="middle" '
+        out.append(f'<text x="{cx:.1f}" y="{cy - 5:.1f}" font-size="12.5" font-weight="bold" text-anchor="middle" '
                    f'fill="#111">{escape(title)}</text>')
         out.append(f'<text x="{cx:.1f}" y="{cy + 13:.1f}" font-size="11.5" text-anchor="middle" fill="#333">'
                    f"{escape(l2)}</text>")
