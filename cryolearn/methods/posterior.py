@@ -251,9 +251,8 @@ class BoltzmannPosterior:
     -----
     Source: the book's chapters on the four methods ("The Boltzmann posterior
     of CryoWGEN") and chapter "CryoWGEN-II" (a prior that knows where it is
-    unsure). Perturb-and-MAP: Papandreou & Yuille (2010), "Gaussian sampling
-    by local perturbations"; the draws are exact once the linear solve has
-    converged.
+    unsure). Perturb-and-MAP: Papandreou & Yuille (2011), "Perturb-and-MAP random
+    fields", ICCV; the draws are exact once the linear solve has converged.
     """
 
     #: Relative residual at which the conjugate-gradient solves of a precision field stop.

@@ -170,7 +170,9 @@ def langevin(
 
     Notes
     -----
-    Source: the book's chapters on the four methods (CryoWGEN-II); Roberts & Tweedie (1996),
+    Source: the book's chapters on the four methods (CryoWGEN-II); a constant
+    diagonal preconditioner as in Girolami & Calderhead (2011), "Riemann
+    manifold Langevin and Hamiltonian Monte Carlo methods", JRSS B; Roberts & Tweedie (1996),
     "Exponential convergence of Langevin distributions and their discrete
     approximations", Bernoulli. The update is
     ``x <- x - eta_t * grad U(x) / T + sqrt(2 eta_t) xi``. Without a
