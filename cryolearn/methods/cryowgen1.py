@@ -30,7 +30,7 @@ __all__ = ["CryoWGEN1", "CryoWGEN1Config"]
 
 @dataclass
 class CryoWGEN1Config(PosteriorConfig):
-    """Configuration of :class:`CryoWGEN1` (the fields of :class:`cryolearn.methods.PosteriorConfig` too).
+    """The hyperparameters of :class:`CryoWGEN1`, besides those of :class:`cryolearn.methods.PosteriorConfig`.
 
     Attributes
     ----------
@@ -39,7 +39,15 @@ class CryoWGEN1Config(PosteriorConfig):
     n_train_samples : int
         Candidates per observation in the amortised training step.
     proposal : {"posterior", "reference"}
-        Where the candidates come from (see :class:`CryoWGEN1`).
+        Where the candidates come from. ``"posterior"`` (default): exact draws
+        from the ``w = 0`` posterior (:meth:`BoltzmannPosterior.sample_gaussian`:
+        per Fourier coefficient with one ``beta``, perturb-and-MAP with a
+        precision field), log-weights ``w(x_k) / gamma`` (all equal without a
+        witness, so the effective sample size is ``K``). ``"reference"``:
+        draws from ``N(x_bar, gamma C / beta)``, log-weights
+        ``-[||y - M x_k||^2 / (2 sigma^2) - w(x_k)] / gamma``, whose effective
+        sample size collapses to about 1 beyond a few dozen measured
+        coefficients (kept to demonstrate that collapse).
     """
 
     n_samples: int = 64
@@ -51,24 +59,8 @@ class CryoWGEN1Config(PosteriorConfig):
 class CryoWGEN1(PosteriorMethod):
     """CryoWGEN-I: Monte-Carlo reweighting of candidates drawn from the Gaussian part of the posterior.
 
-    Parameters
-    ----------
-    n_samples : int
-        Candidates ``K`` per observation at reconstruction.
-    n_train_samples : int
-        Candidates per observation in the amortised training step.
-    proposal : {"posterior", "reference"}
-        Where the candidates come from. ``"posterior"`` (default): exact draws
-        from the ``w = 0`` posterior (:meth:`BoltzmannPosterior.sample_gaussian`),
-        log-weights ``w(x_k) / gamma`` (all equal without a witness, so the
-        effective sample size is ``K``). ``"reference"``: draws from
-        ``N(x_bar, (gamma / beta) C)``, log-weights
-        ``-[||y - M x_k||^2 / (2 sigma^2) - w(x_k)] / gamma``, whose effective
-        sample size collapses to about 1 beyond a few dozen measured
-        coefficients (kept to demonstrate that collapse).
-    **kwargs
-        ``gamma``, ``beta``, ``nu``, ``use_witness`` as
-        :class:`PosteriorMethod`; the rest as :class:`cryolearn.methods.CryoGEN2`.
+    Built like :class:`cryolearn.methods.PosteriorMethod`, with the options
+    of :class:`CryoWGEN1Config`.
 
     Notes
     -----
@@ -77,9 +69,10 @@ class CryoWGEN1(PosteriorMethod):
     sampling (Robert & Casella 2004, "Monte Carlo Statistical Methods",
     sections 3.3 and 4.2). ``diagnostics["ess"]`` is the effective sample
     size per observation. With the posterior proposal and no witness, the
-    returned mean and variance are the closed form
-    (:func:`cryolearn.methods.gaussian_posterior`) rather than their
-    Monte-Carlo estimates; the samples are exact draws either way.
+    returned mean is the exact ``w = 0`` mean (closed form, or conjugate
+    gradients with a precision field), and the variance is the closed form
+    with one ``beta`` or the candidates' mean square deviation from the exact
+    mean with a field; the samples are exact draws either way.
     ``samples`` are drawn from the candidates by systematic resampling with
     the weights (equal weights keep every candidate once).
     """

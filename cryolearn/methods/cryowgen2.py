@@ -22,18 +22,25 @@ __all__ = ["CryoWGEN2", "CryoWGEN2Config"]
 
 @dataclass
 class CryoWGEN2Config(PosteriorConfig):
-    """Configuration of :class:`CryoWGEN2` (the fields of :class:`cryolearn.methods.PosteriorConfig` too).
+    """The hyperparameters of :class:`CryoWGEN2`, besides those of :class:`cryolearn.methods.PosteriorConfig`.
 
     Attributes
     ----------
     n_chains : int
         Chains ``K`` per observation.
     step_size : float
-        Langevin step in units of the smallest posterior variance of a Fourier coefficient.
+        Step ``eta`` in units of ``gamma / (1/sigma^2 + beta / min(spectrum))``
+        (``beta`` alone when white), the smallest posterior variance of a
+        Fourier coefficient; with a precision field (``beta_field="proxy"``)
+        each voxel's step is ``step_size * gamma / (1/sigma^2 + beta_v)``
+        (a diagonal preconditioner). It must stay well below 2 in these units
+        for stability, and the bias of the unadjusted chain on that variance
+        is about ``step_size / 2``.
     n_steps, burn_in, thin : int
-        Chain length, discarded steps, and the stride between kept states at reconstruction.
+        Chain length, discarded steps, and the stride between kept states at
+        reconstruction.
     n_train_steps : int
-        Chain length in the amortised training step.
+        Chain length in the amortised training step (short chains from ``G(y)``).
     """
 
     n_chains: int = 8
@@ -53,36 +60,19 @@ class CryoWGEN2Config(PosteriorConfig):
 class CryoWGEN2(PosteriorMethod):
     """CryoWGEN-II: batched Langevin chains on ``q_gamma(x | y)``.
 
-    Parameters
-    ----------
-    n_chains : int
-        Chains ``K`` per observation.
-    step_size : float
-        Step ``eta`` in units of ``gamma / (1/sigma^2 + beta / min(spectrum))``
-        (``beta`` alone when white), the smallest posterior variance of a
-        Fourier coefficient; with a precision field (``beta_field="proxy"``)
-        each voxel's step is ``step_size * gamma / (1/sigma^2 + beta_v)``
-        (a diagonal preconditioner). ``eta`` must
-        stay well below 2 in these units for stability, and the bias of the
-        unadjusted chain on that variance is about ``step_size / 2``.
-    n_steps, burn_in, thin : int
-        Chain length, discarded steps, and the stride between kept states
-        at reconstruction.
-    n_train_steps : int
-        Chain length in the amortised training step (short chains from ``G(y)``).
-    **kwargs
-        ``gamma``, ``beta``, ``nu``, ``use_witness`` as
-        :class:`cryolearn.methods.PosteriorMethod`; the rest as
-        :class:`cryolearn.methods.CryoGEN2`.
+    Built like :class:`cryolearn.methods.PosteriorMethod`, with the options
+    of :class:`CryoWGEN2Config`.
 
     Notes
     -----
-    Source: the book's chapters on the four methods ("CryoWGEN-II"); book chapter
-    "CryoWGEN-II". Missing-wedge coefficients relax at the rate
-    ``step_size * beta / (1/sigma^2 + beta)`` per step: a small ``beta``
-    relative to ``1/sigma^2`` needs a longer burn-in.
-    ``diagnostics["potential"]`` holds the final ``U`` per observation,
-    averaged over chains; the full trace is in :attr:`last_trace`.
+    Source: book chapter "CryoWGEN-II". Missing-wedge coefficients relax at
+    the rate ``step_size * beta / (1/sigma^2 + beta)`` per step: a small
+    ``beta`` relative to ``1/sigma^2`` needs a longer burn-in. With a
+    precision field the chains start at the ``w = 0`` mean (conjugate
+    gradients) plus the reference's spread, so the slow directions start
+    near their stationary law. ``diagnostics["potential"]`` holds the final
+    ``U`` per observation, averaged over chains; the full trace is in
+    :attr:`last_trace`.
     """
 
     samples_posterior = True

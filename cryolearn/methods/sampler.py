@@ -60,13 +60,17 @@ class PosteriorConfig(CryoGEN2Config):
         Weight of the transport term (default 1, not CryoGEN-II's 4: the
         samplers were not measured at 4).
     gamma : float
-        Temperature of the posterior.
+        Temperature of the posterior (widths scale with ``sqrt(gamma)``).
     beta : float
-        Precision of the conditional prior around ``G(y)``, in 1 / (voxel value)^2.
+        Precision of the conditional prior around ``x_bar = G(y)``, in
+        1 / (voxel value)^2 (:func:`cryolearn.methods.estimate_beta` sets it
+        from the rotation proxy after training).
     nu : float
-        Weight of the regression of ``G(y)`` onto the posterior mean.
+        Weight of the regression of ``G(y)`` onto the posterior mean
+        (``||G(y) - sg(mean)||^2 / sigma^2`` per voxel).
     use_witness : bool
-        Use the potential network as the witness (sets ``potential=True``).
+        Use the potential network as the witness ``w`` (sets
+        ``potential=True``); otherwise ``w = 0``.
     witness_chunk : int, optional
         Re-degraded volumes (rotations x candidates) per pass of the witness
         network (:func:`cryolearn.methods.posterior.chunked_witness`); default
@@ -118,27 +122,15 @@ class PosteriorMethod(CryoGEN2):
     ----------
     mask, sigma, network, config
         As :class:`cryolearn.methods.Method`.
-    **options
-        Fields of the class's ``Config`` (:class:`PosteriorConfig` here):
-    gamma : float
-        Temperature of the posterior (widths scale with ``sqrt(gamma)``).
-    beta : float
-        Precision of the conditional prior around ``x_bar = G(y)``, in
-        1 / (voxel value)^2; the book's CryoWGEN-II chapter (beta from the rotation proxy) estimates it from the rotation proxy.
-    nu : float
-        Weight of the regression of ``G(y)`` onto the posterior mean
-        (``||G(y) - sg(mean)||^2 / sigma^2`` per voxel).
-    use_witness : bool
-        Use the potential network as the witness ``w`` (needs
-        ``potential=True``); otherwise ``w = 0``.
     spectrum : torch.Tensor, optional
         ``(D, H, W//2+1)`` shape of a Fourier-diagonal reference covariance
         (a stationary Gaussian field, e.g. one value per Fourier shell from
-        the book's CryoWGEN-II chapter (beta from the rotation proxy)); ``None`` is the white reference.
-    witness_chunk : int, optional
-        Re-degraded volumes per pass of the witness network.
-    **kwargs
-        As :class:`cryolearn.methods.CryoGEN2`.
+        :func:`cryolearn.methods.estimate_beta` with ``per_shell=True``);
+        ``None`` is the white reference. With a spectrum the posterior keeps
+        one ``beta`` (no precision field).
+    **options
+        Fields of the class's ``Config`` (:class:`PosteriorConfig` here, and
+        those of :class:`cryolearn.methods.CryoGEN2Config`).
     """
 
     Config = PosteriorConfig

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -244,13 +244,8 @@ def sgld(
     x0: torch.Tensor,
     step_size: float,
     n_steps: int,
-    temperature: float = 1.0,
-    burn_in: int = 0,
-    thin: int = 1,
-    generator: torch.Generator | None = None,
     step_schedule: Callable[[int], float] | None = None,
-    progress: bool = False,
-    keep_samples: bool = True,
+    **options: Any,
 ) -> LangevinResult:
     """Stochastic-gradient Langevin dynamics (SGLD) on a batch of chains.
 
@@ -261,12 +256,15 @@ def sgld(
         energies ``(K, B)``. It is called once per step and should draw a
         fresh minibatch (or fresh rotations and noise) on each call, e.g. a
         sum over ``n`` of ``N`` data terms scaled by ``N / n``.
-    x0, step_size, n_steps, temperature, burn_in, thin, generator, progress, keep_samples
+    x0, step_size, n_steps
         As :func:`langevin`.
     step_schedule : callable, optional
         As :func:`langevin`. Default:
         ``polynomial_decay(b=max(1, n_steps / 10), gamma=0.55)``, so the last
         step is about a quarter of the first.
+    **options
+        The other keywords of :func:`langevin` (``temperature``, ``burn_in``,
+        ``thin``, ``generator``, ``progress``, ``keep_samples``, ``preconditioner``).
 
     Returns
     -------
@@ -288,19 +286,7 @@ def sgld(
     """
     if step_schedule is None:
         step_schedule = polynomial_decay(b=max(1.0, n_steps / 10))
-    return langevin(
-        potential,
-        x0,
-        step_size,
-        n_steps,
-        temperature=temperature,
-        burn_in=burn_in,
-        thin=thin,
-        generator=generator,
-        step_schedule=step_schedule,
-        progress=progress,
-        keep_samples=keep_samples,
-    )
+    return langevin(potential, x0, step_size, n_steps, step_schedule=step_schedule, **options)
 
 
 def pool_chains(mean: torch.Tensor, var: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

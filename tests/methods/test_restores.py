@@ -46,8 +46,10 @@ def _check(name, method, y_test, x_test, mask, ndim, bounds):
     err_bar = metrics.relative_wedge_error(method.predict(y_test), x_test, mask, pooled=True).item()
     cover = metrics.calibration_from_samples(rec.samples, x_test, ndim=ndim).mean(0)
     ess = rec.diagnostics["ess"] / method.n_samples if "ess" in rec.diagnostics else None
-    print(f"{name}: beta {method.beta:.3g}, in-wedge error {err:.3f} (x_bar {err_bar:.3f}, observation 1.00), "
-          f"coverage 50% {cover[0]:.3f} 90% {cover[1]:.3f}"
+    ranks = metrics.std_error_bins(rec.mean, rec.std, x_test)
+    print(f"{name}: beta {method.beta:.3g} ({method.beta_field}), in-wedge error {err:.3f} (x_bar {err_bar:.3f}, "
+          f"observation 1.00), coverage 50% {cover[0]:.3f} 90% {cover[1]:.3f}, ENCE {ranks.ence:.3f}, "
+          f"decile ratio {ranks.decile_ratio:.2f}"
           + ("" if ess is None else f", ESS/K min {ess.min():.3f} mean {ess.mean():.3f}"))
     assert err < bounds["error"], f"in-wedge error {err:.3f}: the sampler does not restore the wedge"
     assert err < err_bar + 0.15, f"the posterior mean ({err:.3f}) is much worse than its own centre ({err_bar:.3f})"
@@ -55,6 +57,9 @@ def _check(name, method, y_test, x_test, mask, ndim, bounds):
     assert lo < cover[1] < hi, f"90% coverage {cover[1]:.3f} outside ({lo}, {hi})"
     if ess is not None:
         assert ess.min() > 0.1, f"ESS/K {ess.min():.3f}: the reweighting collapsed"
+    if "decile_ratio" in bounds:
+        assert ranks.decile_ratio > bounds["decile_ratio"], (
+            f"decile ratio {ranks.decile_ratio:.2f}: the std map does not say where the error is")
 
 
 @pytest.mark.parametrize("name", ["cryowgen1", "cryowgen2"])
@@ -90,4 +95,5 @@ def test_sampler_restores_held_out_complexes_in_3d(name, boxes_3d):
     m.fit(train.observations, 60, progress=False)
     m.beta = estimate_beta(m, train.observations, generator=torch.Generator().manual_seed(5)).beta
     # The rotation proxy overestimates beta in 3D (book chapter "CryoWGEN-II"), so coverage sits below 0.9.
-    _check(name, m, test.observations[:16], test.ground_truth[:16], test.mask, 3, {"error": 0.93, "coverage90": (0.7, 0.98)})
+    _check(name, m, test.observations[:16], test.ground_truth[:16], test.mask, 3,
+           {"error": 0.93, "coverage90": (0.7, 0.98), "decile_ratio": 1.3})
