@@ -70,7 +70,10 @@ class CryoWGEN2(PosteriorMethod):
     ``beta`` relative to ``1/sigma^2`` needs a longer burn-in. With a
     precision field the chains start at the ``w = 0`` mean (conjugate
     gradients) plus the reference's spread, so the slow directions start
-    near their stationary law. ``diagnostics["potential"]`` holds the final
+    near their stationary law; without a witness the returned mean is then
+    that exact mean and the variance the chains' mean square deviation
+    from it (Rao-Blackwellised, as :class:`cryolearn.methods.CryoWGEN1`).
+    ``diagnostics["potential"]`` holds the final
     ``U`` per observation, averaged over chains; the full trace is in
     :attr:`last_trace`.
     """
@@ -126,5 +129,12 @@ class CryoWGEN2(PosteriorMethod):
         )
         self.last_trace = res.potential_trace
         mean, var = pool_chains(res.mean, res.var, dim=0)  # (B, ...)
+        if post.is_field and post.witness is None and not train:
+            # Rao-Blackwellised, as CryoWGEN-I: with w = 0 the posterior is Gaussian and its mean is known exactly
+            # (conjugate gradients), so the chains' slowly mixing average is replaced by it and their spread is
+            # measured about it.
+            exact = post.gaussian_mean()
+            var = (res.var + (res.mean - exact).pow(2)).mean(0)
+            mean = exact
         samples = res.samples.flatten(0, 1) if res.samples is not None else res.final
         return PosteriorSample(mean, var, samples, {"potential": res.potential_trace[-1].mean(0)})
