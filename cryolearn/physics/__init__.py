@@ -35,6 +35,7 @@ from .rotations import (
     random_so3,
     rotate_cube,
     rotate_volume,
+    tilt_axis_rotations,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "rotation_proxy",
     "shell_index",
     "simulate_observation",
+    "tilt_axis_rotations",
     "tilt_weights",
     "weighted_backprojection",
 ]
