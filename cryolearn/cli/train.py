@@ -33,6 +33,14 @@ near-empty boxes skipped), each normalised as ``cryolearn reconstruct
 
     cryolearn train tomo/tomogram.mrc --tomogram --box 32 --tilt-range -60 60 --out model.pt
 
+Real tomograms: ``--noise coloured`` re-degrades with noise of the data's own
+power per Fourier shell (:func:`cryolearn.physics.estimate_noise_spectrum`,
+recorded as ``noise_spectrum``) instead of white noise of one ``sigma``: the
+noise of a reconstructed tomogram is shaped by the reconstruction.
+``--rotations tilt-axis`` keeps the rotation proxy to the rotations that keep
+the tilt axis (:func:`cryolearn.physics.tilt_axis_rotations`), for specimens
+aligned with it.
+
 A held-out score after training: ``--validation-fraction`` (default 0.1 with
 ``--tomogram``, 0 otherwise) holds out part of the data (with ``--tomogram``
 the far end of each tomogram's longer in-plane axis, at least one box, cut
@@ -73,7 +81,7 @@ from .common import (
 )
 
 #: Keys of model.yaml that must agree for a run to resume from a checkpoint.
-SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations", "validation_fraction")
+SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations", "validation_fraction", "noise")
 
 #: Data sets larger than this (float32 bytes) are streamed from their files instead of held in memory.
 STREAM_ABOVE_BYTES = 2 * 1024**3
@@ -88,6 +96,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, default=None,
                         help="noise standard deviation per voxel of the normalised subtomograms "
                              "(default: estimated from the data)")
+    parser.add_argument("--noise", choices=("white", "coloured"), default="white",
+                        help="noise model of the rotation proxy: white (one sigma) or coloured (its power per Fourier "
+                             "shell estimated from the data, cryolearn.physics.estimate_noise_spectrum; for "
+                             "reconstructed tomograms, whose noise the reconstruction filters) (default: white)")
+    parser.add_argument("--rotations", choices=("cube", "tilt-axis"), default="cube",
+                        help="rotations of the rotation proxy: all 24 of the cube, or the 8 that keep the tilt axis "
+                             "(for specimens aligned with it, e.g. filaments along Y) (default: cube)")
     parser.add_argument("--steps", type=int, default=None,
                         help="total training steps (default by CRYOLEARN_PROFILE: quick 20, standard 300, full 2000)")
     parser.add_argument("--batch-size", type=int, default=16, help="observations per step (default: 16)")
@@ -251,6 +266,12 @@ def main(args: argparse.Namespace) -> int:
     options = parse_set(args.set)
     if "beta" in options:
         raise ValueError("--set beta: beta comes from --beta (or the rotation-proxy estimate after training)")
+    if args.rotations != "cube":
+        if "rotations" in options:
+            raise ValueError("give the rotations either by --rotations or by --set rotations=..., not both")
+        from ..physics import tilt_axis_rotations
+
+        options["rotations"] = tilt_axis_rotations()
     options = check_options(args.method, options)
     if args.beta is not None:
         if args.method not in ("cryowgen1", "cryowgen2"):
@@ -297,6 +318,12 @@ def main(args: argparse.Namespace) -> int:
         sigma_source = "estimated from the data (cryolearn.physics.estimate_sigma)"
     else:
         sigma, sigma_source = float(args.sigma), "given (--sigma)"
+    spectrum = None
+    if args.noise == "coloured":
+        from ..physics import estimate_noise_spectrum
+
+        y_noise = torch.stack([lazy[i] for i in range(min(len(lazy), 512))]) if stream else y
+        spectrum = [round(float(v), 6) for v in estimate_noise_spectrum(y_noise, mask)]
     record = {
         "method": args.method,
         "method_kwargs": {**options, "batch_size": args.batch_size, "seed": args.seed},
@@ -304,6 +331,11 @@ def main(args: argparse.Namespace) -> int:
         "tilt_source": args.tlt or "--tilt-range",
         "sigma": sigma,
         "sigma_source": sigma_source,
+        "noise": args.noise,
+        "noise_spectrum": spectrum,
+        "noise_spectrum_source": None if spectrum is None else
+        ("power per Fourier shell (one Fourier voxel wide), the 0.1 quantile over the training subtomograms "
+         "of their measured power (cryolearn.physics.estimate_noise_spectrum)"),
         "box": box,
         "voxel_size": voxel_size,
         "n_observations": shape[0],

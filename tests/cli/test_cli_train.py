@@ -209,3 +209,23 @@ def test_validation_fraction_holds_out_subtomograms_and_scores_them(sim, tmp_pat
     assert rec["validation"]["baselines"]["no restoration"] == pytest.approx(1.0)
     rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--validation-fraction", "1.0", "--out", tmp_path / "x.pt")
     assert rc == 2 and "validation-fraction" in err
+
+
+def test_coloured_noise_and_tilt_axis_rotations_are_recorded_and_used(sim, tmp_path, run, tiny):
+    from cryolearn.methods import Method
+    from cryolearn.physics import estimate_noise_spectrum, tilt_axis_rotations
+
+    out = tmp_path / "m.pt"
+    rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--noise", "coloured", "--rotations", "tilt-axis",
+                     "--out", out)
+    assert rc == 0, err
+    rec = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    y, _ = read_subtomograms(sorted((sim / "obs").iterdir()))
+    expect = estimate_noise_spectrum(y, missing_wedge_mask((16,) * 3, (-60, 60)))
+    assert rec["noise"] == "coloured" and rec["noise_spectrum"] == pytest.approx(expect.tolist(), rel=1e-4)
+    assert rec["config"]["rotations"] == tilt_axis_rotations()
+    method = Method.from_checkpoint(out)
+    torch.testing.assert_close(method.noise_spectrum, expect.float(), rtol=1e-4, atol=1e-6)
+    rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--rotations", "tilt-axis", "--set", "rotations=[0]",
+                     "--out", tmp_path / "x.pt")
+    assert rc == 2 and "not both" in err
