@@ -46,7 +46,9 @@ A held-out score after training: ``--validation-fraction`` (default 0.1 with
 the far end of each tomogram's longer in-plane axis, at least one box, cut
 into non-overlapping boxes; otherwise subtomograms drawn at random), never
 trained on. After training the held-out rotation test
-(:func:`cryolearn.metrics.rotation_validation_error`: 1 = no restoration) is
+(:func:`cryolearn.metrics.rotation_validation_error`: 1 = no restoration;
+with the model's rotations that move the wedge, the quarter turns about X and
+Z for the whole cube) is
 printed and recorded in ``model.yaml`` (``validation``) next to the same score
 of the trivial restorations (:func:`cryolearn.metrics.rotation_validation_baselines`).
 
@@ -233,12 +235,21 @@ def _validate(method, y_val, seed_note: str) -> dict[str, Any]:
 
     from ..metrics import rotation_validation_baselines, rotation_validation_error
 
+    from ..physics import cube_rotations, quarter_turns_xz
+
     mask = method.mask.to(y_val.device)
+    # The rotations of the test: those the model was trained with that move the wedge (all of the cube: the
+    # quarter turns about X and Z); a rotation that keeps both Y and X on their axes leaves the wedge in place.
+    mats = cube_rotations()
+    trained = method.config.rotations
+    rots = [] if trained is None else [r for r in trained if not (abs(mats[r][1, 1]) == 1 and abs(mats[r][2, 2]) == 1)]
+    rots = rots or quarter_turns_xz()
     with torch.no_grad():
-        score = float(rotation_validation_error(lambda t: method.predict(t, batch_size=method.batch_size), y_val, mask))
-        base = rotation_validation_baselines(y_val, mask)
+        score = float(rotation_validation_error(lambda t: method.predict(t, batch_size=method.batch_size), y_val,
+                                                mask, rotations=rots))
+        base = rotation_validation_baselines(y_val, mask, rotations=rots)
     return {"n_subtomograms": int(y_val.shape[0]), "held_out": seed_note,
-            "rotations": "quarter turns about X and Z (cryolearn.physics.quarter_turns_xz)",
+            "rotations": [int(r) for r in rots],
             "rotation_validation_error": score, "baselines": base,
             "metric": "cryolearn.metrics.rotation_validation_error (1 = no restoration, lower is better)"}
 
