@@ -219,7 +219,7 @@ def _from_tomograms(files: list[Path], args: argparse.Namespace, fraction: float
 
 
 def _hold_out(y, fraction: float, seed: int):
-    """Split ``(N, ...)`` subtomograms at random (seeded) into training and ``ceil(fraction N)`` held-out ones."""
+    """Split ``(N, ...)`` subtomograms at random (reproducibly, from --seed) into training and ``ceil(fraction N)`` held-out ones."""
     import torch
 
     n_val = math.ceil(fraction * y.shape[0])
@@ -229,7 +229,7 @@ def _hold_out(y, fraction: float, seed: int):
     return y[order[n_val:].sort().values], y[order[:n_val].sort().values]
 
 
-def _validate(method, y_val, seed_note: str) -> dict[str, Any]:
+def _validate(method, y_val, held_note: str) -> dict[str, Any]:
     """The held-out rotation test of the trained method and of the trivial restorations, for the record."""
     import torch
 
@@ -248,7 +248,7 @@ def _validate(method, y_val, seed_note: str) -> dict[str, Any]:
         score = float(rotation_validation_error(lambda t: method.predict(t, batch_size=method.batch_size), y_val,
                                                 mask, rotations=rots))
         base = rotation_validation_baselines(y_val, mask, rotations=rots)
-    return {"n_subtomograms": int(y_val.shape[0]), "held_out": seed_note,
+    return {"n_subtomograms": int(y_val.shape[0]), "held_out": held_note,
             "rotations": [int(r) for r in rots],
             "rotation_validation_error": score, "baselines": base,
             "metric": "cryolearn.metrics.rotation_validation_error (1 = no restoration, lower is better)"}
@@ -313,7 +313,7 @@ def main(args: argparse.Namespace) -> int:
             y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
             if fraction > 0:
                 y, y_val = _hold_out(y, fraction, args.seed)
-                held_note = "subtomograms drawn at random (seeded by --seed), never seen in training"
+                held_note = "subtomograms drawn at random (reproducibly, from --seed), never seen in training"
         shape = tuple(y.shape)
     if len(set(shape[1:])) != 1:
         raise ValueError(f"the methods need cubic subtomograms, got boxes of {tuple(shape[1:])} voxels")
