@@ -114,6 +114,7 @@ NOT_SETTABLE = {
     "sigma": "--sigma (or the estimate from the data)",
     "network": "the method's configuration (e.g. base_channels)",
     "spectrum": "the data (not settable from the command line)",
+    "noise_spectrum": "--noise coloured (estimated from the data)",
     "config": "the individual options",
     "batch_size": "--batch-size",
     "seed": "--seed",
@@ -177,7 +178,10 @@ def build_method(config: dict[str, Any], box: int):
     except KeyError as err:
         raise ValueError(f"the configuration lacks {err}") from None
     try:
-        method = get_method(name, mask=missing_wedge_mask((box,) * 3, tuple(tilt)), sigma=sigma, **kwargs)
+        # The noise spectrum (per shell of the training box) only serves training; restoring other tile sizes ignores it.
+        same_box = int(config.get("box", box)) == box
+        extra = {"noise_spectrum": config["noise_spectrum"]} if same_box and config.get("noise_spectrum") else {}
+        method = get_method(name, mask=missing_wedge_mask((box,) * 3, tuple(tilt)), sigma=sigma, **kwargs, **extra)
     except (TypeError, ValueError) as err:  # an unknown or ill-typed option
         raise ValueError(f"invalid option for method {name!r}: {err}") from None
     multiple = getattr(method.network, "required_multiple", 1)

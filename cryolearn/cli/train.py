@@ -33,6 +33,25 @@ near-empty boxes skipped), each normalised as ``cryolearn reconstruct
 
     cryolearn train tomo/tomogram.mrc --tomogram --box 32 --tilt-range -60 60 --out model.pt
 
+Real tomograms: ``--noise coloured`` re-degrades with noise of the data's own
+power per Fourier shell (:func:`cryolearn.physics.estimate_noise_spectrum`,
+recorded as ``noise_spectrum``) instead of white noise of one ``sigma``: the
+noise of a reconstructed tomogram is shaped by the reconstruction.
+``--rotations tilt-axis`` keeps the rotation proxy to the rotations that keep
+the tilt axis (:func:`cryolearn.physics.tilt_axis_rotations`), for specimens
+aligned with it.
+
+A held-out score after training: ``--validation-fraction`` (default 0.1 with
+``--tomogram``, 0 otherwise) holds out part of the data (with ``--tomogram``
+the far end of each tomogram's longer in-plane axis, at least one box, cut
+into non-overlapping boxes; otherwise subtomograms drawn at random), never
+trained on. After training the held-out rotation test
+(:func:`cryolearn.metrics.rotation_validation_error`: 1 = no restoration;
+with the model's rotations that move the wedge, the quarter turns about X and
+Z for the whole cube) is
+printed and recorded in ``model.yaml`` (``validation``) next to the same score
+of the trivial restorations (:func:`cryolearn.metrics.rotation_validation_baselines`).
+
 For the samplers
 (cryowgen1, cryowgen2) the precision ``beta`` of the conditional prior is
 estimated after training by the rotation proxy
@@ -68,7 +87,7 @@ from .common import (
 )
 
 #: Keys of model.yaml that must agree for a run to resume from a checkpoint.
-SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations")
+SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations", "validation_fraction", "noise")
 
 #: Data sets larger than this (float32 bytes) are streamed from their files instead of held in memory.
 STREAM_ABOVE_BYTES = 2 * 1024**3
@@ -83,6 +102,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, default=None,
                         help="noise standard deviation per voxel of the normalised subtomograms "
                              "(default: estimated from the data)")
+    parser.add_argument("--noise", choices=("white", "coloured"), default="white",
+                        help="noise model of the rotation proxy: white (one sigma) or coloured (its power per Fourier "
+                             "shell estimated from the data, cryolearn.physics.estimate_noise_spectrum; for "
+                             "reconstructed tomograms, whose noise the reconstruction filters) (default: white)")
+    parser.add_argument("--rotations", choices=("cube", "tilt-axis"), default="cube",
+                        help="rotations of the rotation proxy: all 24 of the cube, or the 8 that keep the tilt axis "
+                             "(for specimens aligned with it, e.g. filaments along Y) (default: cube)")
     parser.add_argument("--steps", type=int, default=None,
                         help="total training steps (default by CRYOLEARN_PROFILE: quick 20, standard 300, full 2000)")
     parser.add_argument("--batch-size", type=int, default=16, help="observations per step (default: 16)")
@@ -112,6 +138,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                       help="grid step between subtomograms in voxels (default: box / 2)")
     tomo.add_argument("--n-subtomograms", type=int, default=None,
                       help="cut this many at random positions instead of a grid")
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="hold out this fraction of the data and score the trained model on it after training "
+                             "(the held-out rotation test, next to the trivial restorations); with --tomogram the "
+                             "far end of each tomogram's longer in-plane axis, at least one box long (default: 0.1 "
+                             "with --tomogram, else 0: no validation)")
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -163,8 +194,13 @@ def _set_beta(method, y, args: argparse.Namespace, trained_with: float) -> dict[
     return record
 
 
-def _from_tomograms(files: list[Path], args: argparse.Namespace):
-    """Subtomograms ``(N, box, box, box)``, each normalised, cut from tomogram files; and their voxel size."""
+def _from_tomograms(files: list[Path], args: argparse.Namespace, fraction: float):
+    """Training subtomograms ``(N, box, box, box)`` cut from tomogram files, held-out ones (or None), the voxel size.
+
+    With ``fraction > 0`` each tomogram's far end along its longer in-plane axis (Y or X; at least ``box`` voxels,
+    ``ceil(fraction * length)`` when longer) is held out: non-overlapping boxes are cut from it for validation,
+    the training boxes from the rest, so that no held-out voxel is ever seen in training.
+    """
     from ..data import extract_subtomograms, read_mrc
 
     vols, sizes = zip(*(read_mrc(f) for f in files))
@@ -172,8 +208,59 @@ def _from_tomograms(files: list[Path], args: argparse.Namespace):
         raise ValueError(f"the tomograms have different voxel sizes: {sorted(set(sizes))} A")
     if args.box < 8 or (args.stride is not None and args.stride < 1):
         raise ValueError(f"--box must be at least 8 and --stride positive, got {args.box}, {args.stride}")
-    y, _ = extract_subtomograms(list(vols), box=args.box, n=args.n_subtomograms, stride=args.stride, seed=args.seed)
-    return y, sizes[0]
+    train, held = list(vols), []
+    if fraction > 0:
+        train = []
+        for f, v in zip(files, vols):
+            if v.ndim != 3 or min(v.shape) < args.box:
+                raise ValueError(f"{str(f)!r} has shape {tuple(v.shape)}; need 3D with every side >= box={args.box}")
+            axis = 1 if v.shape[1] >= v.shape[2] else 2
+            length = v.shape[axis]
+            n_val = max(args.box, math.ceil(fraction * length))
+            if length - n_val < args.box:
+                raise ValueError(f"{str(f)!r} of shape {tuple(v.shape)} is too small to hold out {n_val} voxels for "
+                                 f"validation and still train on boxes of {args.box}; pass --validation-fraction 0")
+            train.append(v.narrow(axis, 0, length - n_val))
+            held.append(v.narrow(axis, length - n_val, n_val))
+    y, _ = extract_subtomograms(train, box=args.box, n=args.n_subtomograms, stride=args.stride, seed=args.seed)
+    y_val = extract_subtomograms(held, box=args.box, stride=args.box)[0] if held else None
+    return y, y_val, sizes[0]
+
+
+def _hold_out(y, fraction: float, seed: int):
+    """Split ``(N, ...)`` subtomograms at random (reproducibly, from --seed) into training and ``ceil(fraction N)`` held-out ones."""
+    import torch
+
+    n_val = math.ceil(fraction * y.shape[0])
+    if n_val >= y.shape[0]:
+        raise ValueError(f"--validation-fraction {fraction} would hold out all {y.shape[0]} subtomograms")
+    order = torch.randperm(y.shape[0], generator=torch.Generator().manual_seed(seed + 104729))
+    return y[order[n_val:].sort().values], y[order[:n_val].sort().values]
+
+
+def _validate(method, y_val, held_note: str) -> dict[str, Any]:
+    """The held-out rotation test of the trained method and of the trivial restorations, for the record."""
+    import torch
+
+    from ..metrics import rotation_validation_baselines, rotation_validation_error
+
+    from ..physics import cube_rotations, quarter_turns_xz
+
+    mask = method.mask.to(y_val.device)
+    # The rotations of the test: those the model was trained with that move the wedge (all of the cube: the
+    # quarter turns about X and Z); a rotation that keeps both Y and X on their axes leaves the wedge in place.
+    mats = cube_rotations()
+    trained = method.config.rotations
+    rots = [] if trained is None else [r for r in trained if not (abs(mats[r][1, 1]) == 1 and abs(mats[r][2, 2]) == 1)]
+    rots = rots or quarter_turns_xz()
+    with torch.no_grad():
+        score = float(rotation_validation_error(lambda t: method.predict(t, batch_size=method.batch_size), y_val,
+                                                mask, rotations=rots))
+        base = rotation_validation_baselines(y_val, mask, rotations=rots)
+    return {"n_subtomograms": int(y_val.shape[0]), "held_out": held_note,
+            "rotations": [int(r) for r in rots],
+            "rotation_validation_error": score, "baselines": base,
+            "metric": "cryolearn.metrics.rotation_validation_error (1 = no restoration, lower is better)"}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -199,6 +286,12 @@ def main(args: argparse.Namespace) -> int:
     options = parse_set(args.set)
     if "beta" in options:
         raise ValueError("--set beta: beta comes from --beta (or the rotation-proxy estimate after training)")
+    if args.rotations != "cube":
+        if "rotations" in options:
+            raise ValueError("give the rotations either by --rotations or by --set rotations=..., not both")
+        from ..physics import tilt_axis_rotations
+
+        options["rotations"] = tilt_axis_rotations()
     options = check_options(args.method, options)
     if args.beta is not None:
         if args.method not in ("cryowgen1", "cryowgen2"):
@@ -207,20 +300,29 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--beta must be positive, got {args.beta}")
         options["beta"] = float(args.beta)
     files = mrc_files(args.inputs)
-    y = None
+    fraction = args.validation_fraction if args.validation_fraction is not None else (0.1 if args.tomogram else 0.0)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"--validation-fraction must lie in [0, 1), got {fraction}")
+    y = y_val = None
     if args.tomogram:
         if args.stream:
             raise ValueError("--stream reads subtomogram files; with --tomogram the subtomograms are cut in memory")
-        y, voxel_size = _from_tomograms(files, args)
+        y, y_val, voxel_size = _from_tomograms(files, args, fraction)
+        held_note = "the far end of each tomogram's longer in-plane axis, never seen in training"
         lazy, stream = None, False
     else:
         lazy = MRCDataset(files)  # reads the first file only
         stream = args.stream or len(lazy) * math.prod(lazy.shape) * 4 > STREAM_ABOVE_BYTES
+        if stream and fraction > 0:
+            raise ValueError("--validation-fraction needs the subtomograms in memory; it does not combine with streaming")
     if stream:
         voxel_size, shape, y = lazy.voxel_size, (len(lazy), *lazy.shape), None
     else:
         if y is None:
             y, voxel_size = read_subtomograms(files)  # (N, D, H, W), each normalised
+            if fraction > 0:
+                y, y_val = _hold_out(y, fraction, args.seed)
+                held_note = "subtomograms drawn at random (reproducibly, from --seed), never seen in training"
         shape = tuple(y.shape)
     if len(set(shape[1:])) != 1:
         raise ValueError(f"the methods need cubic subtomograms, got boxes of {tuple(shape[1:])} voxels")
@@ -236,6 +338,12 @@ def main(args: argparse.Namespace) -> int:
         sigma_source = "estimated from the data (cryolearn.physics.estimate_sigma)"
     else:
         sigma, sigma_source = float(args.sigma), "given (--sigma)"
+    spectrum = None
+    if args.noise == "coloured":
+        from ..physics import estimate_noise_spectrum
+
+        y_noise = torch.stack([lazy[i] for i in range(min(len(lazy), 512))]) if stream else y
+        spectrum = [round(float(v), 6) for v in estimate_noise_spectrum(y_noise, mask)]
     record = {
         "method": args.method,
         "method_kwargs": {**options, "batch_size": args.batch_size, "seed": args.seed},
@@ -243,6 +351,11 @@ def main(args: argparse.Namespace) -> int:
         "tilt_source": args.tlt or "--tilt-range",
         "sigma": sigma,
         "sigma_source": sigma_source,
+        "noise": args.noise,
+        "noise_spectrum": spectrum,
+        "noise_spectrum_source": None if spectrum is None else
+        ("power per Fourier shell (one Fourier voxel wide), the 0.1 quantile over the training subtomograms "
+         "of their measured power (cryolearn.physics.estimate_noise_spectrum)"),
         "box": box,
         "voxel_size": voxel_size,
         "n_observations": shape[0],
@@ -251,6 +364,7 @@ def main(args: argparse.Namespace) -> int:
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
         "checkpoint": out.name,
+        "validation_fraction": fraction,
     }
     if args.tomogram:
         record["subtomograms_from_tomograms"] = {"box": args.box, "stride": args.stride or max(args.box // 2, 1),
@@ -293,6 +407,12 @@ def main(args: argparse.Namespace) -> int:
                 method.save(out)
                 say(f"beta = {record['beta']:.4g} ({record['beta_source']})")
             barrier()
+        if y_val is not None and is_main_process():
+            record["validation"] = _validate(method, y_val.to(dist.device), held_note)
+            v = record["validation"]
+            say(f"validation on {v['n_subtomograms']} held-out subtomograms (rotation test, 1 = no restoration): "
+                f"{args.method} {v['rotation_validation_error']:.4f}, no restoration "
+                f"{v['baselines']['no restoration']:.4f}, squared input {v['baselines']['squared input']:.4f}")
         if is_main_process():
             write_yaml(record_path, {**record, "status": "complete", "steps_done": method.step,
                                      "wall_time_s": round(time.perf_counter() - start, 3)})

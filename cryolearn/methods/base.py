@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ..nn import UNet
 from ..physics import apply_missing_wedge, rfft_shape
-from ..physics.forward import random_redegrade, redegrade_all
+from ..physics.forward import noise_filter, random_redegrade, redegrade_all
 from ..training import checkpoint as _ckpt
 from ..training import trainer as _trainer
 from ..training.distributed import unwrap
@@ -56,6 +56,12 @@ class Method:
     config : MethodConfig or dict, optional
         The hyperparameters (an instance of the class's ``Config``, or a dict
         of its fields); default ``Config()``.
+    noise_spectrum : torch.Tensor, optional
+        ``(S,)`` noise power per Fourier shell of the observations
+        (:func:`cryolearn.physics.estimate_noise_spectrum`): the rotation
+        proxy then adds coloured noise of this spectrum instead of white
+        noise of standard deviation ``sigma`` (reconstructed tomograms have
+        coloured noise). ``sigma`` still scales the data fidelity.
     **options
         Configuration fields overriding ``config``'s (see
         :class:`cryolearn.methods.MethodConfig`: ``base_channels``,
@@ -72,7 +78,8 @@ class Method:
     Raises
     ------
     ValueError
-        If the mask is not 2D or 3D, ``sigma`` is not positive, an option is
+        If the mask is not 2D or 3D, ``sigma`` is not positive, the noise
+        spectrum does not cover the mask's shells, an option is
         not a field of ``Config`` (the message names the valid keys), or a
         value has the wrong type or range.
 
@@ -97,6 +104,7 @@ class Method:
         sigma: float,
         network: nn.Module | None = None,
         config: MethodConfig | dict[str, Any] | None = None,
+        noise_spectrum: torch.Tensor | None = None,
         **options: Any,
     ) -> None:
         self.config = make_config(self.Config, config, **options)
@@ -107,6 +115,8 @@ class Method:
         self.mask = mask
         self.ndim = mask.ndim
         self.sigma = float(sigma)
+        self.noise_spectrum = None if noise_spectrum is None else torch.as_tensor(noise_spectrum, dtype=torch.float32)
+        self._noise_filter = None if self.noise_spectrum is None else noise_filter(self.noise_spectrum, mask)
         self.rotations = self._rotation_indices()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -170,6 +180,8 @@ class Method:
         for m in self._modules().values():
             unwrap(m).to(device)
         self.mask = self.mask.to(device)
+        if self._noise_filter is not None:
+            self._noise_filter = self._noise_filter.to(device)
         if self.generator is not None and self.generator.device != self.device:
             # Generator states do not move between devices: reseed, deterministically by step.
             self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1 + self.step)
@@ -214,9 +226,11 @@ class Method:
         Notes
         -----
         :func:`cryolearn.physics.random_redegrade` with this method's mask,
-        rotations, sigma and generator.
+        rotations, sigma and generator; the noise has the spectrum
+        :attr:`noise_spectrum` when the method was given one.
         """
-        return random_redegrade(x, self.mask, self.rotations, self.sigma if noise else None, self.generator)
+        return random_redegrade(x, self.mask, self.rotations, self.sigma if noise else None, self.generator,
+                                noise_filter=self._noise_filter)
 
     def redegrade_all(self, x: torch.Tensor) -> torch.Tensor:
         """``M(R x)`` for every rotation in :attr:`rotations`, without noise.
@@ -319,7 +333,7 @@ class Method:
         -------
         dict
             ``method`` (name), ``config`` (the configuration as a dict),
-            ``sigma``, ``mask``, ``spectrum`` (or None), ``step``, ``history``,
+            ``sigma``, ``mask``, ``spectrum`` and ``noise_spectrum`` (or None), ``step``, ``history``,
             ``modules`` and ``optimizers`` (state dicts), ``generator`` (the
             training generator's state, a CPU uint8 tensor, or None) and
             ``generator_device``.
@@ -331,6 +345,7 @@ class Method:
             "sigma": self.sigma,
             "mask": self.mask.detach().cpu(),
             "spectrum": None if spectrum is None else spectrum.detach().cpu(),
+            "noise_spectrum": None if self.noise_spectrum is None else self.noise_spectrum.detach().cpu(),
             "step": self.step,
             "history": self.history,
             "modules": {k: unwrap(m).state_dict() for k, m in self._modules().items()},
@@ -438,6 +453,8 @@ class Method:
         if state.get("config") is None or state.get("mask") is None:
             raise ValueError(f"{os.fspath(path)!r} does not hold a configuration and a mask; load it into a method built by get_method")
         kwargs = {"spectrum": state["spectrum"]} if state.get("spectrum") is not None else {}
+        if state.get("noise_spectrum") is not None:
+            kwargs["noise_spectrum"] = state["noise_spectrum"]
         method = get_method(state["method"], mask=state["mask"], sigma=state["sigma"], config=state["config"], **kwargs)
         if not isinstance(method, cls):
             raise ValueError(f"{os.fspath(path)!r} holds a {type(method).__name__}, not a {cls.__name__}")

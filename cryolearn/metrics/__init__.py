@@ -25,7 +25,8 @@ Modules:
   :func:`std_error_bins` (ENCE and the RMSE by std decile).
 - :mod:`.no_truth`: without ground truth, for real data:
   :func:`wedge_power_ratio` (in-wedge power relative to measured power per
-  shell) and :func:`rotation_validation_error` (the held-out rotation test).
+  shell), :func:`rotation_validation_error` (the held-out rotation test) and
+  :func:`rotation_validation_baselines` (the trivial restorations' scores).
 - :mod:`.checks`: the input checks they share.
 
 Source: book chapters 1 and 6 onwards use them.
@@ -41,7 +42,7 @@ from .calibration import (
 )
 from .errors import normalized_cross_correlation, pointwise_square_baseline, psnr, relative_wedge_error, rmse
 from .fsc import FSCCrossing, FSCResult, fourier_shell_correlation, fsc_crossings
-from .no_truth import WedgePower, rotation_validation_error, wedge_power_ratio
+from .no_truth import WedgePower, rotation_validation_baselines, rotation_validation_error, wedge_power_ratio
 
 __all__ = [
     "FSCResult",
@@ -61,5 +62,6 @@ __all__ = [
     "std_error_bins",
     "WedgePower",
     "wedge_power_ratio",
+    "rotation_validation_baselines",
     "rotation_validation_error",
 ]

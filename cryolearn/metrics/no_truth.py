@@ -29,7 +29,7 @@ import torch
 
 from ..physics import apply_missing_wedge, fourier_grid, hermitian_weights, quarter_turns_xz, rotate_cube
 
-__all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error"]
+__all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error", "rotation_validation_baselines"]
 
 
 @dataclass
@@ -182,3 +182,53 @@ def rotation_validation_error(
         num += ((F_out - F_ref).abs().pow(2) * region).flatten(1).sum(1)
         den += (F_ref.abs().pow(2) * region).flatten(1).sum(1)
     return num.sum() / den.sum() if pooled else num / den
+
+
+def rotation_validation_baselines(
+    y: torch.Tensor, mask: torch.Tensor, rotations: Sequence[int] | None = None
+) -> dict[str, float]:
+    """:func:`rotation_validation_error` of the trivial restorations, the scores a trained method must beat.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``(B, N, N, N)`` held-out observed subtomograms, normalised as in training.
+    mask : torch.Tensor
+        Bool measured-region mask ``(N, N, N//2+1)``.
+    rotations : sequence of int, optional
+        As :func:`rotation_validation_error`.
+
+    Returns
+    -------
+    dict of str to float
+        ``"no restoration"``: the input returned unchanged (1 by
+        construction); ``"squared input"``: the pointwise square
+        ``a (t^2 - mean t^2)`` of each masked input ``t``, with the one scale
+        ``a`` (over all volumes and rotations) that minimises the error, a
+        nonlinearity that puts power into the wedge without learning
+        anything (:func:`cryolearn.metrics.pointwise_square_baseline`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`rotation_validation_error`.
+
+    Notes
+    -----
+    The pooled error is quadratic in the scale, ``E(a) = 1 - 2 b a + q a^2``,
+    so three evaluations (``a = 0, 1, -1``) give it exactly and its minimum
+    is ``1 - b^2 / q``. The scale is fitted on the held-out data themselves,
+    which favours the baseline. Source: book chapter "Restoring a whole tomogram"
+    (the held-out rotation test) and "Side by side" (the trivial baselines).
+    """
+
+    def square(t: torch.Tensor) -> torch.Tensor:
+        sq = t.pow(2)
+        return sq - sq.mean(dim=(-3, -2, -1), keepdim=True)
+
+    identity = float(rotation_validation_error(lambda t: t, y, mask, rotations))
+    plus = float(rotation_validation_error(square, y, mask, rotations))
+    minus = float(rotation_validation_error(lambda t: -square(t), y, mask, rotations))
+    q, b = (plus + minus) / 2 - 1, (minus - plus) / 4
+    best = 1.0 - b * b / q if q > 0 else 1.0
+    return {"no restoration": identity, "squared input": best}

@@ -10,7 +10,7 @@ Source: book chapter 1 (``book/01_missing_wedge.ipynb``).
 """
 
 from .fourier import fourier_grid, half_grid_sum, hermitian_weights, ortho_rfftn, rfft_shape
-from .forward import add_noise, estimate_sigma, noise_sigma, random_redegrade, redegrade_all, rotation_proxy, simulate_observation
+from .forward import add_noise, estimate_noise_spectrum, estimate_sigma, noise_filter, noise_sigma, random_redegrade, redegrade_all, rotation_proxy, shell_index, simulate_observation
 from .missing_wedge import (
     apply_missing_wedge,
     check_tilt_range,
@@ -36,6 +36,7 @@ from .rotations import (
     random_so3,
     rotate_cube,
     rotate_volume,
+    tilt_axis_rotations,
 )
 
 __all__ = [
@@ -47,12 +48,14 @@ __all__ = [
     "check_tilt_range",
     "ctf_2d",
     "cube_rotations",
+    "estimate_noise_spectrum",
     "estimate_sigma",
     "fourier_grid",
     "half_grid_sum",
     "hermitian_weights",
     "missing_band_mask",
     "missing_wedge_mask",
+    "noise_filter",
     "noise_sigma",
     "ortho_rfftn",
     "phase_flip",
@@ -68,7 +71,9 @@ __all__ = [
     "rotate_cube",
     "rotate_volume",
     "rotation_proxy",
+    "shell_index",
     "simulate_observation",
+    "tilt_axis_rotations",
     "tilt_weights",
     "weighted_backprojection",
 ]

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from .fourier import fourier_grid, rfft_shape
+from .fourier import fourier_grid, hermitian_weights, rfft_shape
 from .missing_wedge import apply_missing_wedge
 from .rotations import rotate_cube
 
-__all__ = ["noise_sigma", "estimate_sigma", "add_noise", "simulate_observation", "rotation_proxy", "random_redegrade", "redegrade_all"]
+__all__ = ["noise_sigma", "estimate_sigma", "estimate_noise_spectrum", "shell_index", "noise_filter", "add_noise", "simulate_observation", "rotation_proxy", "random_redegrade", "redegrade_all"]
 
 
 def noise_sigma(x: torch.Tensor, snr: float, ndim: int = 3) -> torch.Tensor:
@@ -100,6 +100,133 @@ def estimate_sigma(y: torch.Tensor, mask: torch.Tensor, cutoff: float = 0.5) -> 
     y_hat = torch.fft.rfftn(y, dim=tuple(range(-nd, 0)), norm="ortho")
     power = y_hat.abs().pow(2)[..., region]  # (..., n_region)
     return power.mean(dim=-1).sqrt()
+
+
+def shell_index(shape: tuple[int, ...] | torch.Size, device: torch.device | str | None = None) -> torch.Tensor:
+    """Fourier shell of every coefficient of the ``rfftn`` half grid, one Fourier voxel wide.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Real-space shape ``(D, H, W)`` (or ``(D, W)``).
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    torch.Tensor
+        ``rfft_shape(shape)`` long: ``round(|k| N)`` with ``|k|`` in cycles
+        per voxel and ``N`` the shortest side, so shell ``s`` holds the
+        frequencies ``s / N``; the corners beyond Nyquist get shells up to
+        about ``sqrt(ndim) N / 2``.
+    """
+    n = min(shape)
+    radius = torch.sqrt(sum(f**2 for f in fourier_grid(tuple(shape), device=device)))
+    return torch.round(radius * n).long()
+
+
+def estimate_noise_spectrum(y: torch.Tensor, mask: torch.Tensor, quantile: float = 0.1) -> torch.Tensor:
+    """Estimate the noise power per Fourier shell of observations (coloured noise) from their measured region.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``(N, D, H, W)`` observations (``(N, D, W)`` with a 2D mask), e.g.
+        normalised subtomograms; at least one.
+    mask : torch.Tensor
+        Half-grid measured-region mask ``(D, H, W // 2 + 1)``
+        (:func:`cryolearn.physics.missing_wedge_mask`).
+    quantile : float
+        Per shell, the quantile over the ``N`` observations of their mean
+        measured power (in ``[0, 1]``; ``0.5`` the median, ``0`` the least).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(S,)`` power per Fourier coefficient (orthonormal FFT) in shell
+        ``s = 0 .. S-1`` of :func:`shell_index` (``S`` covers every
+        coefficient of the half grid, corners included), in the squared unit
+        of ``y``, on ``y``'s device and dtype. White noise of standard
+        deviation ``sigma`` has the flat spectrum ``sigma^2``; the noise of a
+        reconstructed tomogram is not flat (the weighting of weighted
+        back-projection and SIRT, binning and interpolation shape it). A
+        shell without a measured coefficient takes the value of the nearest
+        shell that has one.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` does not match the mask's half grid, is empty or not finite,
+        or ``quantile`` is outside ``[0, 1]``.
+
+    Notes
+    -----
+    The measured power of a shell is signal plus noise. Taking a low
+    quantile over many observations keeps the shells' noise floor: boxes
+    with little structure at a frequency show mostly noise there. Exact in
+    expectation (up to the spread of the quantile) when the signal is absent,
+    an over-estimate by the signal's power otherwise, most at low
+    frequencies where structure dominates. :func:`estimate_sigma` is the
+    white special case (one value, from the outer corners). Used by the
+    methods to re-degrade candidates with noise of this spectrum, ``M n_c``
+    with ``n_c = F^-1 sqrt(S) F n``. Source: the book's appendix on notation
+    and conventions (the noise model); the noise power spectrum per shell is
+    the field's usual description of tomographic noise.
+    """
+    nd = mask.ndim
+    shape = tuple(y.shape[-nd:])
+    if y.ndim != nd + 1 or rfft_shape(shape) != tuple(mask.shape):
+        raise ValueError(f"observations of shape {tuple(y.shape)} are not a batch matching the mask's half grid {tuple(mask.shape)}")
+    if y.shape[0] < 1 or not torch.isfinite(y).all():
+        raise ValueError("need at least one finite observation")
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
+    shell = shell_index(shape, device=y.device).flatten()
+    n_shells = int(shell.max()) + 1
+    m = mask.to(y.device).flatten().to(y.dtype)
+    w = hermitian_weights(shape, None, y).flatten() * m  # (K,) weights of measured coefficients
+    power = torch.fft.rfftn(y, dim=tuple(range(-nd, 0)), norm="ortho").abs().pow(2).flatten(1)  # (N, K)
+    num = power.new_zeros(power.shape[0], n_shells).index_add_(1, shell, power * w)
+    den = w.new_zeros(n_shells).index_add_(0, shell, w)
+    have = den > 0
+    per_shell = torch.quantile(num[:, have] / den[have], quantile, dim=0)  # (S_measured,)
+    idx = torch.arange(n_shells, device=y.device)
+    src = idx[have]
+    nearest = (idx[:, None] - src[None, :]).abs().argmin(dim=1)
+    return per_shell[nearest].to(y.dtype)
+
+
+def noise_filter(spectrum: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Half-grid filter ``m(k) sqrt(S(|k|))`` that turns unit white noise into masked noise of spectrum ``S``.
+
+    Parameters
+    ----------
+    spectrum : torch.Tensor
+        ``(S,)`` noise power per shell of :func:`shell_index` for boxes of the
+        mask's shape (from :func:`estimate_noise_spectrum`); non-negative.
+    mask : torch.Tensor
+        Half-grid measured-region mask ``(D, H, W // 2 + 1)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``mask.shape``, real, on ``spectrum``'s device and dtype: multiply
+        ``rfftn(n, norm="ortho")`` of unit white noise ``n`` by it and
+        transform back. A flat spectrum ``sigma^2`` gives ``sigma M n``.
+
+    Raises
+    ------
+    ValueError
+        If the spectrum is not 1D, has a negative or non-finite value, or
+        has fewer shells than the mask's grid needs.
+    """
+    nd = mask.ndim
+    shape = tuple(mask.shape[:-1]) + (2 * (mask.shape[-1] - 1),)
+    shell = shell_index(shape, device=spectrum.device)
+    if spectrum.ndim != 1 or not (torch.isfinite(spectrum).all() and (spectrum >= 0).all()):
+        raise ValueError("the noise spectrum must be a 1D tensor of finite non-negative powers")
+    if spectrum.numel() <= int(shell.max()):
+        raise ValueError(f"the noise spectrum has {spectrum.numel()} shells; boxes of {shape[:nd]} need {int(shell.max()) + 1}")
+    return spectrum.sqrt()[shell] * mask.to(spectrum.device).to(spectrum.dtype)
 
 
 def add_noise(
@@ -242,6 +369,7 @@ def random_redegrade(
     rotations: torch.Tensor,
     sigma: float | None,
     generator: torch.Generator,
+    noise_filter: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The rotation proxy ``M(R x) + M n`` with ``R`` drawn per volume from a set of cube rotations.
 
@@ -261,6 +389,11 @@ def random_redegrade(
         Draws the rotations (``B`` integers), then the noise (``x.shape``
         normals), on the generator's device; the results are moved to
         ``x``'s device.
+    noise_filter : torch.Tensor, optional
+        Half-grid filter of :func:`noise_filter` (the mask times the square
+        root of a noise spectrum per shell): the noise is then coloured,
+        ``F^-1 (filter * F n)`` with ``n`` unit white noise, and ``sigma``
+        only says whether to add it (``None``: no noise).
 
     Returns
     -------
@@ -279,7 +412,12 @@ def random_redegrade(
     out = rotation_proxy(x, mask, idx)
     if sigma is not None:
         n = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-        out = out + apply_missing_wedge(n * sigma, mask)
+        if noise_filter is None:
+            out = out + apply_missing_wedge(n * sigma, mask)
+        else:
+            dims = tuple(range(-mask.ndim, 0))
+            n_hat = torch.fft.rfftn(n, dim=dims, norm="ortho") * noise_filter.to(device=x.device, dtype=x.dtype)
+            out = out + torch.fft.irfftn(n_hat, s=x.shape[-mask.ndim:], dim=dims, norm="ortho")
     return out
 
 

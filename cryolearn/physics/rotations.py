@@ -316,3 +316,30 @@ def quarter_turns_xz() -> list[int]:
     about_x = [i for i in range(24) if mats[i][2, 2] == 1 and mats[i][0, 0] == 0]
     about_z = [i for i in range(24) if mats[i][0, 0] == 1 and mats[i][2, 2] == 0]
     return about_x + about_z
+
+
+def tilt_axis_rotations() -> list[int]:
+    """Indices of the 8 cube rotations that keep the tilt axis (Y) on itself, in :func:`cryolearn.physics.cube_rotations`.
+
+    Returns
+    -------
+    list of int
+        The identity and the turns by 90, 180 and 270 degrees about Y
+        (``y`` fixed), and the four half turns about axes in the XZ plane
+        (X, Z and the two diagonals; ``y -> -y``).
+
+    Notes
+    -----
+    The rotation proxy assumes that a rotated specimen looks like another
+    observation. When the specimen has a preferred direction along the tilt
+    axis (filaments such as microtubules lying along Y, as is usual when the
+    grid is tilted about the filaments' direction) only these rotations keep
+    that true; the others turn the filaments along Z or X, which the data
+    never show. The quarter turns about Y still move the whole missing wedge
+    (``|k_z| > tan(theta) |k_x|``) into the measured region, so no part of
+    the wedge is left without an observation that constrains it. Source: the
+    book's appendix on notation and conventions (the rotation proxy) and
+    chapter "Restoring a whole tomogram".
+    """
+    mats = cube_rotations()
+    return [i for i in range(24) if abs(int(mats[i][1, 1])) == 1]

@@ -176,8 +176,56 @@ def test_train_on_whole_tomograms(tmp_path, run, tiny):
     cfg = yaml.safe_load(out.with_suffix(".yaml").read_text())
     assert cfg["box"] == 16 and cfg["n_observations"] > 10
     assert cfg["subtomograms_from_tomograms"]["stride"] == 8
+    # By default a tenth of the tomogram (at least one box) is held out and scored after training.
+    val = cfg["validation"]
+    assert cfg["validation_fraction"] == 0.1 and val["n_subtomograms"] >= 1
+    assert val["baselines"]["no restoration"] == pytest.approx(1.0) and val["baselines"]["squared input"] <= 1.0
+    assert 0 < val["rotation_validation_error"] < 10 and "validation on" in stdout
     rc, _, err = run("reconstruct", out, tomo / "tomogram.mrc", "--tomogram", "--out", tmp_path / "rec", "--device", "cpu")
     assert rc == 0, err
     rc, _, err = run("train", tomo / "tomogram.mrc", "--tomogram", "--box", "64", *tiny, "--steps", "1",
                      "--out", tmp_path / "m2.pt")
     assert rc == 2 and "box=64" in err
+
+
+def test_validation_fraction_holds_out_subtomograms_and_scores_them(sim, tmp_path, run, tiny):
+    """The held-out score in model.yaml is the rotation test of the saved model on the held-out boxes."""
+    from cryolearn.cli.train import _hold_out
+    from cryolearn.methods import Method
+    from cryolearn.metrics import rotation_validation_error
+
+    out = tmp_path / "m.pt"
+    rc, stdout, err = run("train", sim / "obs", *tiny, "--steps", "2", "--validation-fraction", "0.25", "--out", out)
+    assert rc == 0, err
+    rec = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    assert rec["n_observations"] == 6 and rec["validation"]["n_subtomograms"] == 2
+    y, _ = read_subtomograms(sorted((sim / "obs").iterdir()))
+    train, held = _hold_out(y, 0.25, 0)
+    assert train.shape[0] == 6 and not any(torch.equal(h, t) for h in held for t in train)
+    method = Method.from_checkpoint(out)
+    mask = missing_wedge_mask((16,) * 3, (-60, 60))
+    expect = rotation_validation_error(method.predict, held, mask).item()
+    assert rec["validation"]["rotation_validation_error"] == pytest.approx(expect, rel=1e-4)
+    assert rec["validation"]["baselines"]["no restoration"] == pytest.approx(1.0)
+    rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--validation-fraction", "1.0", "--out", tmp_path / "x.pt")
+    assert rc == 2 and "validation-fraction" in err
+
+
+def test_coloured_noise_and_tilt_axis_rotations_are_recorded_and_used(sim, tmp_path, run, tiny):
+    from cryolearn.methods import Method
+    from cryolearn.physics import estimate_noise_spectrum, tilt_axis_rotations
+
+    out = tmp_path / "m.pt"
+    rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--noise", "coloured", "--rotations", "tilt-axis",
+                     "--out", out)
+    assert rc == 0, err
+    rec = yaml.safe_load(out.with_suffix(".yaml").read_text())
+    y, _ = read_subtomograms(sorted((sim / "obs").iterdir()))
+    expect = estimate_noise_spectrum(y, missing_wedge_mask((16,) * 3, (-60, 60)))
+    assert rec["noise"] == "coloured" and rec["noise_spectrum"] == pytest.approx(expect.tolist(), rel=1e-4)
+    assert rec["config"]["rotations"] == tilt_axis_rotations()
+    method = Method.from_checkpoint(out)
+    torch.testing.assert_close(method.noise_spectrum, expect.float(), rtol=1e-4, atol=1e-6)
+    rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--rotations", "tilt-axis", "--set", "rotations=[0]",
+                     "--out", tmp_path / "x.pt")
+    assert rc == 2 and "not both" in err

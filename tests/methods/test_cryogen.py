@@ -138,3 +138,24 @@ def test_bad_arguments():
         CryoGEN1(mask=mask, sigma=1.0, loss="bad")
     with pytest.raises(ValueError, match="rotations"):
         CryoGEN2(mask=mask, sigma=1.0, rotations=[7])
+
+
+def test_debiased_transport_is_minimal_at_the_observations_distribution():
+    """Matching a scale: a = s z against b ~ N(0, I). The plain minibatch loss prefers a shrunk distribution
+    (s < 1); the debiased one is zero in expectation at s = 1 and smallest there."""
+    method = CryoGEN2(missing_wedge_mask((8, 8), (-60, 60)), sigma=1.0, base_channels=2)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(400, 8, 2, generator=g, dtype=torch.float64)
+    b = torch.randn(400, 8, 2, generator=g, dtype=torch.float64)
+    scales = [0.6, 0.8, 1.0, 1.2, 1.4]
+
+    def expected(debias):
+        method.debias = debias
+        return torch.tensor([sum(method.transport_loss(s * z[i], b[i]).item() for i in range(400)) / 400 for s in scales])
+
+    plain, debiased = expected(False), expected(True)
+    assert scales[int(plain.argmin())] < 1.0
+    assert scales[int(debiased.argmin())] == 1.0 and abs(debiased[2].item()) < 0.05 * plain[2].item()
+    method.debias = True
+    with pytest.raises(ValueError, match="at least 2"):
+        method.transport_loss(z[0, :1], b[0])

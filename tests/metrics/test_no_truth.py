@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cryolearn.physics import apply_missing_wedge, missing_wedge_mask, rotate_cube
-from cryolearn.metrics import rotation_validation_error, wedge_power_ratio
+from cryolearn.metrics import rotation_validation_baselines, rotation_validation_error, wedge_power_ratio
 
 
 @pytest.fixture
@@ -55,3 +55,24 @@ def test_bad_input_is_refused(noise):
         rotation_validation_error(lambda v: v, noise[:, :, :, :20], mask)
     with pytest.raises(ValueError, match="half grid"):
         wedge_power_ratio(noise, mask[..., :5])
+
+
+def test_square_baseline_score_is_the_minimum_over_its_scale():
+    """The closed form (the pooled error is quadratic in the scale) equals a scan over scales."""
+    g = torch.Generator().manual_seed(1)
+    mask = missing_wedge_mask((16, 16, 16), (-60, 60))
+    blobs = torch.nn.functional.avg_pool3d(torch.randn(3, 1, 16, 16, 16, generator=g, dtype=torch.float64), 5, 1, 2,
+                                           count_include_pad=False)[:, 0]
+    y = apply_missing_wedge(blobs.exp(), mask)  # positive densities: their square correlates with the hidden data
+    base = rotation_validation_baselines(y, mask)
+    assert base["no restoration"] == pytest.approx(1.0)
+
+    def scaled(a):
+        def f(t):
+            sq = t.pow(2)
+            return a * (sq - sq.mean(dim=(-3, -2, -1), keepdim=True))
+        return f
+
+    scan = [rotation_validation_error(scaled(a), y, mask).item() for a in torch.linspace(-2, 2, 81).tolist()]
+    assert base["squared input"] == pytest.approx(min(scan), abs=2e-3)
+    assert base["squared input"] < 1.0

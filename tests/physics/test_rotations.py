@@ -124,3 +124,20 @@ def test_rotate_volume_moves_point_like_scipy():
     centroid = (coords * y[..., None]).sum((0, 1, 2)) / y.sum()
     expect = torch.from_numpy(rot) @ (p - c) + c
     torch.testing.assert_close(centroid, expect, atol=0.05, rtol=0)
+
+
+def test_tilt_axis_rotations_keep_y_and_move_the_whole_wedge_into_the_measured_region():
+    from cryolearn.physics import cube_rotations, missing_wedge_mask, rotate_cube, tilt_axis_rotations
+
+    idx = tilt_axis_rotations()
+    mats = cube_rotations()
+    assert len(idx) == 8 and idx[0] == 0 and len(set(idx)) == 8
+    e_y = torch.tensor([0.0, 1.0, 0.0])
+    for i in idx:  # Y goes to +-Y
+        assert torch.allclose((mats[i] @ e_y).abs(), e_y)
+    # Half of them move every missing coefficient into the measured region.
+    shape = (16, 16, 16)
+    mask = missing_wedge_mask(shape, (-60, 60))
+    probe = torch.fft.irfftn((~mask).double(), s=shape, dim=(-3, -2, -1))  # power only in the wedge
+    moved = [i for i in idx if (torch.fft.rfftn(rotate_cube(probe, i), dim=(-3, -2, -1)).abs()[~mask] < 1e-9).all()]
+    assert len(moved) == 4  # the quarter turns about Y and the half turns about the diagonals x = +-z
