@@ -29,6 +29,7 @@ from ..metrics import (
     posterior_spread_in_out,
     psnr,
     relative_wedge_error,
+    std_error_bins,
 )
 from ..physics import check_tilt_range, quarter_turns_xz, rfft_shape
 from .timing import Measurement, format_bytes, measure
@@ -57,6 +58,8 @@ COLUMNS: dict[str, str] = {
     "cover90": "fraction of true voxels inside the central 90% interval (ideal 0.9; 0 for a point estimate)",
     "std_wedge": "mean posterior std per Fourier coefficient inside the wedge (voxel-value unit; 0 for a point estimate)",
     "std_measured": "mean posterior std per Fourier coefficient in the measured region (voxel-value unit)",
+    "ence": "expected normalised calibration error of the voxel-wise std over ten std bins (Levi et al. 2019; 0 perfect; nan for a point estimate)",
+    "decile_ratio": "RMSE of the highest-std tenth of voxels over that of the lowest (1: the std map does not rank voxels by error; nan for a point estimate)",
     "n_samples": "posterior samples per observation (1: a point estimate)",
     "train_s": "training wall time (s); 0 for the baseline, nan when not measured here",
     "train_peak": "peak memory of training (bytes); 0 for the baseline, nan when not measured here",
@@ -97,6 +100,7 @@ _MARKDOWN = {
     "NCC": lambda r: f"{r['ncc']:.3f}",
     "cover 50/90": lambda r: f"{r['cover50']:.2f} / {r['cover90']:.2f}",
     "std wedge / measured": lambda r: f"{r['std_wedge']:.3f} / {r['std_measured']:.3f}",
+    "ENCE / decile ratio": lambda r: "–" if math.isnan(r["ence"]) else f"{r['ence']:.2f} / {r['decile_ratio']:.2f}",
     "train (s)": lambda r: _fmt_seconds(r["train_s"]),
     "recon (s/obs)": lambda r: f"{r['recon_s']:.2g}",
     "peak mem train / recon": lambda r: f"{_fmt_bytes(r['train_peak'])} / {_fmt_bytes(r['recon_peak'])}",
@@ -246,7 +250,9 @@ def make_methods(
     -----
     Defaults (book chapters 6-9): CryoGEN-I its own defaults (``lam`` is a
     per-voxel weight, the same for images and volumes of any size);
-    CryoGEN-II ``lam = 1`` with exact OT; CryoWGEN-I/II ``gamma = 1`` (the Bayesian posterior), ``w = 0`` and
+    CryoGEN-II ``lam = 1`` with exact OT, and the same ``lam`` for the
+    samplers (the three transport-based methods on an equal footing; the
+    package's own default is 4 for all three); CryoWGEN-I/II ``gamma = 1`` (the Bayesian posterior), ``w = 0`` and
     ``beta = 1`` during training (the in-wedge power of a unit-variance
     volume, i.e. no knowledge), replaced after training by the rotation-proxy
     estimate in :func:`train`; CryoWGEN-II chains of 120 steps with a burn-in
@@ -256,8 +262,8 @@ def make_methods(
     defaults = {
         "cryogen1": dict(),
         "cryogen2": dict(lam=1.0),
-        "cryowgen1": dict(gamma=1.0, beta=1.0, n_samples=64),
-        "cryowgen2": dict(gamma=1.0, beta=1.0, n_chains=8, n_steps=120, burn_in=60, thin=5),
+        "cryowgen1": dict(lam=1.0, gamma=1.0, beta=1.0, n_samples=64),
+        "cryowgen2": dict(lam=1.0, gamma=1.0, beta=1.0, n_chains=8, n_steps=120, burn_in=60, thin=5),
     }
     per_method = {k: common.pop(k) for k in list(common) if isinstance(common[k], dict)}
     unknown = sorted(set(per_method) - set(available_methods()))
@@ -332,7 +338,12 @@ def _score(rec: Reconstruction, x: torch.Tensor, mask: torch.Tensor, voxel_size:
         std_wedge=spread.missing.mean().item(),
         std_measured=spread.measured.mean().item(),
         n_samples=1 if rec.samples is None else rec.samples.shape[0],
+        ence=math.nan,
+        decile_ratio=math.nan,
     )
+    if rec.std is not None and bool((rec.std > 0).any()):
+        bins = std_error_bins(mean, rec.std, x)
+        out.update(ence=bins.ence, decile_ratio=bins.decile_ratio)
     return out, curves
 
 
