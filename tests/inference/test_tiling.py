@@ -236,9 +236,9 @@ def test_normalize_zero_option_keeps_constant_tiles_at_zero():
 
 
 # ----- seam_ratio -------------------------------------------------------------
-def _blobs(shape, seed, bandwidth=0.08):
+def _blobs(shape, draw, bandwidth=0.08):
     """Smooth random density (Gaussian low-pass of white noise), mean 2, std 1: no seams by construction."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(draw)
     v = torch.randn(shape, generator=g, dtype=torch.float64)
     k2 = sum(f**2 for f in torch.meshgrid(*[torch.fft.fftfreq(n, dtype=torch.float64) for n in shape], indexing="ij"))
     v = torch.fft.ifftn(torch.fft.fftn(v) * torch.exp(-k2 / (2 * bandwidth**2))).real
@@ -272,10 +272,10 @@ def test_seam_ratio_pools_a_batch_and_is_nan_for_a_single_tile():
         seam_ratio(v, 32)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_seam_ratio_flags_steps_between_tiles_and_not_a_smooth_volume(seed):
-    vol = _blobs((32, 48, 64), seed)
-    g = torch.Generator().manual_seed(seed)
+@pytest.mark.parametrize("draw", range(3))
+def test_seam_ratio_flags_steps_between_tiles_and_not_a_smooth_volume(draw):
+    vol = _blobs((32, 48, 64), draw)
+    g = torch.Generator().manual_seed(draw)
 
     def offset(tiles):  # a restoration that shifts each tile by its own constant (1 std of a tile)
         return {"mean": tiles + torch.randn(tiles.shape[0], 1, 1, 1, generator=g, dtype=tiles.dtype)}
@@ -299,7 +299,7 @@ def test_a_trained_method_restored_in_tiles_leaves_no_seams():
     obs = apply_missing_wedge(truth, missing_wedge_mask(truth.shape, (-60, 60)))
     obs = (obs + 0.3 * torch.randn(obs.shape, generator=g, dtype=torch.float64)).float()
     y, _ = extract_subtomograms(obs, box=16, stride=8)
-    method = CryoGEN2(mask=missing_wedge_mask((16,) * 3, (-60, 60)), sigma=0.3, base_channels=4, batch_size=8, seed=0)
+    method = CryoGEN2(mask=missing_wedge_mask((16,) * 3, (-60, 60)), sigma=0.3, base_channels=4, batch_size=8)
     method.fit(y, 6, progress=False)
     restored = restore_tiled(obs, lambda t: {"mean": method.reconstruct(t).mean}, 16, progress=False)["mean"]
     assert (restored - obs).abs().max() > 1e-3  # the network did change the tomogram
