@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cryolearn.data import normalize
-from cryolearn.inference.tiling import blend_window, restore_tiled, tile_starts
+from cryolearn.inference.tiling import blend_window, restore_tiled, seam_ratio, tile_starts
 
 
 def _tomogram(shape=(37, 50, 61), seed=0, dtype=torch.float64):
@@ -233,3 +233,75 @@ def test_normalize_zero_option_keeps_constant_tiles_at_zero():
         normalize(x)
     with pytest.raises(ValueError, match="'raise' or 'zero'"):
         normalize(x, constant="skip")
+
+
+# ----- seam_ratio -------------------------------------------------------------
+def _blobs(shape, draw, bandwidth=0.08):
+    """Smooth random density (Gaussian low-pass of white noise), mean 2, std 1: no seams by construction."""
+    g = torch.Generator().manual_seed(draw)
+    v = torch.randn(shape, generator=g, dtype=torch.float64)
+    k2 = sum(f**2 for f in torch.meshgrid(*[torch.fft.fftfreq(n, dtype=torch.float64) for n in shape], indexing="ij"))
+    v = torch.fft.ifftn(torch.fft.fftn(v) * torch.exp(-k2 / (2 * bandwidth**2))).real
+    return 2 + v / v.std()
+
+
+def test_seam_ratio_closed_form_on_a_ramp_with_a_step():
+    # v = 0.1 z along z, plus a step of 1 at z = 16 where the second of two 16-voxel tiles begins (no overlap):
+    # every interior face changes by 0.1, the border face by 1.1; along y and x nothing changes between tiles.
+    z = torch.arange(32, dtype=torch.float64)
+    v = (0.1 * z + (z >= 16)).view(32, 1, 1).expand(32, 32, 48).clone()
+    r = seam_ratio(v, 16, 0)
+    assert r.shape == (3,) and r.dtype == torch.float64
+    torch.testing.assert_close(r[0], torch.tensor(11.0, dtype=torch.float64))
+    assert torch.isnan(r[1:]).all()  # constant along y and x: 0 / 0
+    # a plain ramp has the same step at every face: exactly 1, with or without overlap
+    ramp = z.view(32, 1, 1) + z.view(1, 32, 1) + 0.5 * torch.arange(48, dtype=torch.float64)
+    for overlap in (0, 4, 6):
+        torch.testing.assert_close(seam_ratio(ramp, 16, overlap), torch.ones(3, dtype=torch.float64))
+
+
+def test_seam_ratio_pools_a_batch_and_is_nan_for_a_single_tile():
+    v = _blobs((24, 24, 40), 3)
+    r = seam_ratio(torch.stack([v, 2 * v]), 16)
+    torch.testing.assert_close(r, seam_ratio(v, 16))  # scaling one volume of the batch changes both means alike
+    r16 = seam_ratio(v[:16], 16)
+    assert torch.isnan(r16[0]) and torch.isfinite(r16[1:]).all()
+    with pytest.raises(ValueError, match="real floating-point"):
+        seam_ratio(torch.zeros(16, 16, dtype=torch.float64), 8)
+    with pytest.raises(ValueError, match="box <= size"):
+        seam_ratio(v, 32)
+
+
+@pytest.mark.parametrize("draw", range(3))
+def test_seam_ratio_flags_steps_between_tiles_and_not_a_smooth_volume(draw):
+    vol = _blobs((32, 48, 64), draw)
+    g = torch.Generator().manual_seed(draw)
+
+    def offset(tiles):  # a restoration that shifts each tile by its own constant (1 std of a tile)
+        return {"mean": tiles + torch.randn(tiles.shape[0], 1, 1, 1, generator=g, dtype=tiles.dtype)}
+
+    plain = seam_ratio(vol, 16)
+    assert (plain - 1).abs().max() < 0.1, plain  # no seams: about 1 on every axis
+    hard = seam_ratio(restore_tiled(vol, offset, 16, overlap=0, progress=False)["mean"], 16, 0)
+    assert (hard > 2.5).all(), hard  # tiles side by side: the steps sit on the border faces
+    blended = seam_ratio(restore_tiled(vol, offset, 16, progress=False)["mean"], 16)
+    assert (blended > plain).all() and (blended < hard).all(), (plain, blended, hard)
+
+
+def test_a_trained_method_restored_in_tiles_leaves_no_seams():
+    from cryolearn.data import extract_subtomograms
+    from cryolearn.methods import CryoGEN2
+    from cryolearn.physics import apply_missing_wedge, missing_wedge_mask
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    truth = _blobs((24, 40, 40), 5)
+    obs = apply_missing_wedge(truth, missing_wedge_mask(truth.shape, (-60, 60)))
+    obs = (obs + 0.3 * torch.randn(obs.shape, generator=g, dtype=torch.float64)).float()
+    y, _ = extract_subtomograms(obs, box=16, stride=8)
+    method = CryoGEN2(mask=missing_wedge_mask((16,) * 3, (-60, 60)), sigma=0.3, base_channels=4, batch_size=8)
+    method.fit(y, 6, progress=False)
+    restored = restore_tiled(obs, lambda t: {"mean": method.reconstruct(t).mean}, 16, progress=False)["mean"]
+    assert (restored - obs).abs().max() > 1e-3  # the network did change the tomogram
+    r, ref = seam_ratio(restored, 16), seam_ratio(obs, 16)
+    assert (r - ref).abs().max() < 0.05 and (r < 1.1).all(), (r, ref)
