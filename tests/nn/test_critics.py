@@ -1,4 +1,4 @@
-"""Scalar networks on observation space: Critic and PotentialNet (SPEC section 2)."""
+"""Scalar networks on observation space: Critic and PotentialNet (book chapters "CryoGEN-I" and "CryoGEN-II")."""
 
 import pytest
 import torch
