@@ -390,7 +390,11 @@ class BoltzmannPosterior:
             ``(K, B, D, H, W)`` real volumes, of the observations' dtype and
             device, distributed as ``N(mean, gamma F^* P^-1 F)`` with ``F`` the
             orthonormal Fourier transform and ``P`` the diagonal of
-            :meth:`gaussian_precision`.
+            :meth:`gaussian_precision`; with a precision field, as
+            ``N(mean, gamma A^-1)`` with ``A`` of :meth:`apply_precision`
+            (perturb-and-MAP: ``A^-1`` applied by conjugate gradients to
+            ``sqrt(gamma) (M e1 / sigma + sqrt(beta) e2)``, whose covariance is
+            ``gamma A``).
 
         Notes
         -----
