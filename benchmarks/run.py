@@ -25,7 +25,7 @@ round, so that a change in the machine's load does not bias their ratio. On
 Linux CPUs, tensors above glibc's mmap threshold (at most 32 MB) are mapped
 and page-faulted afresh at every allocation, which dominates at 96^3 (see
 README.md). This is a
-benchmark, not a test (issue 7, "measured speed").
+benchmark, not a test.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DistributedDataParallel training on the CPU: two gloo processes against one process that averages (issue 7)."""
+"""DistributedDataParallel training on the CPU: two gloo processes against one process that averages."""
 
 import os
 import shutil

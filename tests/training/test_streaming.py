@@ -1,4 +1,4 @@
-"""Training from a torch Dataset: MRC files read lazily, reproducible, resumable, and sharded under DDP (issue 15)."""
+"""Training from a torch Dataset: MRC files read lazily, reproducible, resumable, and sharded under DDP."""
 
 import os
 import socket
