@@ -36,8 +36,7 @@ def main(argv=None):
     w2 = get_method("cryowgen2", mask=g2.mask, sigma=g2.sigma, base_channels=g2.config.base_channels, seed=0,
                     n_chains=2, n_steps=4, burn_in=2, thin=1)
     w2.network.load_state_dict(g2.network.state_dict())
-    boxes, _ = data.extract_subtomograms(tomogram, box=box, stride=box)
-    boxes = torch.stack([(v - v.mean()) / v.std() for v in boxes])[:64]
+    boxes = data.extract_subtomograms(tomogram, box=box, stride=box)[0][:64]  # normalised, as in training
     w2.beta = float(estimate_beta(w2, boxes, generator=torch.Generator().manual_seed(0)).beta)
     mask = physics.missing_wedge_mask(tomogram.shape, tuple(args.tilt_range))
     rows = {
