@@ -20,7 +20,12 @@ for the samplers also ``beta`` (from the checkpoint, or ``--beta``) and
 proxies, the default; ``scalar``: one for every voxel, as ``--beta`` sets) and, for
 cryowgen1, the effective sample size of the reweighting (a warning is printed
 when ESS/K falls below 0.1: the posterior mean and spread then rest on a few
-candidates).
+candidates). ``--posterior-mean`` makes a deterministic model (cryogen1,
+cryogen2) return, instead of its own output, the mean of the Gaussian
+posterior under a per-voxel precision field around that output
+(:func:`cryolearn.methods.field_posterior_mean`, the samplers' mean without
+their witness); ``reconstruct.yaml`` then records ``restoration:
+posterior-mean``.
 """
 
 from __future__ import annotations
@@ -49,9 +54,34 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=None,
                         help="samplers only: one precision of the conditional prior for every voxel, overriding the "
                              "model's per-voxel field and stored value (default: the model's)")
+    parser.add_argument("--posterior-mean", action="store_true",
+                        help="cryogen1 and cryogen2 only: return the posterior mean under a per-voxel precision field "
+                             "around the model's output (four more passes of the network and a linear solve per tile) "
+                             "instead of the output itself")
 
 #: ESS/K below which `cryolearn reconstruct` warns that the reweighting has collapsed.
 ESS_WARN = 0.1
+
+
+def _restorer(method, batch_size: int, posterior_mean: bool, ess: list):
+    """A function from ``(B, D, H, W)`` normalised volumes to the maps to write (``mean``, and ``std`` for a sampler)."""
+    import torch
+
+    from ..methods import field_posterior_mean
+
+    generator = torch.Generator(device=method.device).manual_seed(method.seed + 1) if posterior_mean else None
+
+    def restore(volumes):
+        rec = method.reconstruct(volumes, batch_size=batch_size)
+        if "ess" in rec.diagnostics:
+            ess.append(rec.diagnostics["ess"])
+        if posterior_mean:
+            vol = volumes.to(method.device)
+            mean = field_posterior_mean(method, vol, rec.mean.to(vol), batch_size=batch_size, generator=generator)
+            return {"mean": mean.to(volumes.device)}
+        return {"mean": rec.mean} if rec.std is None else {"mean": rec.mean, "std": rec.std}
+
+    return restore
 
 
 def _load(model: Path, config: dict, box: int, device, beta: float | None = None):
@@ -128,23 +158,20 @@ def main(args: argparse.Namespace) -> int:
     config = read_yaml(model.with_suffix(".yaml"))
     if args.beta is not None and config.get("method") not in ("cryowgen1", "cryowgen2"):
         raise ValueError(f"--beta applies to the samplers (cryowgen1, cryowgen2), not {config.get('method')}")
+    if args.posterior_mean and config.get("method") not in ("cryogen1", "cryogen2"):
+        raise ValueError(f"--posterior-mean applies to cryogen1 and cryogen2; {config.get('method')} returns its "
+                         "posterior mean already")
     model_box = int(config.get("box", 0))
     written, ess = [], []
     if args.tomogram:
         box = args.box or model_box
         overlap = box // 4 if args.overlap is None else args.overlap
         method = _load(model, config, box, device, args.beta)
+        restore = _restorer(method, args.batch_size, args.posterior_mean, ess)
         for f in files:
             volume, voxel_size = read_mrc(f)
             if not voxel_size > 0:
                 raise ValueError(f"{str(f)!r} sets no voxel size in its header")
-
-            def restore(tiles):
-                rec = method.reconstruct(tiles, batch_size=args.batch_size)
-                if "ess" in rec.diagnostics:
-                    ess.append(rec.diagnostics["ess"])
-                return {"mean": rec.mean} if rec.std is None else {"mean": rec.mean, "std": rec.std}
-
             maps = restore_tiled(volume.to(device), restore, box, overlap=overlap, batch_size=args.batch_size)
             out.mkdir(parents=True, exist_ok=True)
             written += [write_mrc(out / f"{f.stem}_{k}.mrc", v, voxel_size, overwrite=args.force)
@@ -161,9 +188,12 @@ def main(args: argparse.Namespace) -> int:
         if args.samples and not method.samples_posterior:
             raise ValueError(f"{config['method']} gives one restoration per subtomogram; "
                              "--samples needs a sampler (cryowgen1, cryowgen2)")
-        rec = method.reconstruct(y.to(device), batch_size=args.batch_size)
-        if "ess" in rec.diagnostics:
-            ess.append(rec.diagnostics["ess"])
+        if args.posterior_mean:
+            rec = Reconstruction(mean=_restorer(method, args.batch_size, True, ess)(y.to(device))["mean"])
+        else:
+            rec = method.reconstruct(y.to(device), batch_size=args.batch_size)
+            if "ess" in rec.diagnostics:
+                ess.append(rec.diagnostics["ess"])
         for i, f in enumerate(files):
             one = Reconstruction(mean=rec.mean[i], std=None if rec.std is None else rec.std[i],
                                  samples=None if rec.samples is None else rec.samples[:, i])
@@ -176,6 +206,7 @@ def main(args: argparse.Namespace) -> int:
         "box": box,
         "overlap": overlap,
         "samples": args.samples,
+        "restoration": "posterior-mean" if args.posterior_mean else "the model's output",
         "outputs": [p.name for p in written],
         "cryolearn_version": __version__,
         "command_line": args.command_line,

@@ -17,7 +17,8 @@ then ``.reconstruct(y)``, which returns a :class:`Reconstruction`.
   samplers share, and :class:`PosteriorSample`.
 - :mod:`~cryolearn.methods.posterior`: the Boltzmann posterior and its closed
   form; :mod:`~cryolearn.methods.beta`: its precision without ground truth,
-  :func:`estimate_beta` (one number) and :func:`estimate_beta_field` (one per voxel).
+  :func:`estimate_beta` (one number) and :func:`estimate_beta_field` (one per voxel),
+  and :func:`field_posterior_mean`, the mean under that field around any method's output.
 - :mod:`~cryolearn.methods.pretrained`: the reference 3D set-up and the
   committed weights.
 
@@ -30,7 +31,7 @@ from .cryogen1 import CryoGEN1, CryoGEN1Config
 from .cryogen2 import CryoGEN2, CryoGEN2Config
 from .cryowgen1 import CryoWGEN1, CryoWGEN1Config
 from .cryowgen2 import CryoWGEN2, CryoWGEN2Config
-from .beta import BetaEstimate, estimate_beta, estimate_beta_field
+from .beta import BetaEstimate, estimate_beta, estimate_beta_field, field_posterior_mean
 from .posterior import BoltzmannPosterior, GaussianPosterior, gaussian_posterior
 from .pretrained import ReferenceSetup, load_pretrained, train_reference
 from .sampler import PosteriorConfig, PosteriorMethod, PosteriorSample
@@ -56,6 +57,7 @@ __all__ = [
     "train_reference",
     "estimate_beta",
     "estimate_beta_field",
+    "field_posterior_mean",
     "gaussian_posterior",
     "Method",
     "Reconstruction",

@@ -18,11 +18,12 @@ import torch
 
 from ..physics import apply_missing_wedge, fourier_grid, inverse_cube_index, quarter_turns_xz, rotate_cube, rotation_proxy
 from ..physics.fourier import hermitian_weights
+from .posterior import BoltzmannPosterior
 
 if TYPE_CHECKING:
     from .base import Method
 
-__all__ = ["BetaEstimate", "estimate_beta", "estimate_beta_field", "maps_measured_region_onto_itself"]
+__all__ = ["BetaEstimate", "estimate_beta", "estimate_beta_field", "field_posterior_mean", "maps_measured_region_onto_itself"]
 
 
 def maps_measured_region_onto_itself(mask: torch.Tensor, index: int) -> bool:
@@ -272,3 +273,79 @@ def estimate_beta_field(
         var = torch.fft.irfftn(torch.fft.rfftn(var, dim=dims) * gain, s=y.shape[-nd:], dim=dims)
     var = torch.maximum(var, floor * var.mean(dims, keepdim=True))
     return 1.0 / var
+
+
+def field_posterior_mean(
+    method: "Method",
+    y: torch.Tensor,
+    x_bar: torch.Tensor | None = None,
+    smooth: float = 1.0,
+    inflation: float = 2.0,
+    batch_size: int = 8,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The posterior mean under a per-voxel precision field around any method's reconstruction.
+
+    The mean of the Gaussian part (``w = 0``) of the CryoWGEN posterior,
+    ``argmin_x ||M x - y||^2 / (2 sigma^2) + (1/2) sum_v beta_v (x_v - x_bar_v)^2``,
+    with the precision field ``beta_v`` of :func:`estimate_beta_field`
+    divided by ``inflation``: the samplers' mean with ``beta_field="proxy"``,
+    for a deterministic method (CryoGEN-I, CryoGEN-II). Where the rotation
+    proxies agree (large ``beta_v``) the mean stays at ``x_bar``; elsewhere the
+    measured data pull it, and because ``beta_v`` varies in space the pull
+    reaches into the missing wedge.
+
+    Parameters
+    ----------
+    method : cryolearn.methods.Method
+        A trained method: its reconstructor ``G`` makes the proxies, its mask
+        and ``sigma`` the data term.
+    y : torch.Tensor
+        ``(B, D, H, W)`` observations (``(B, D, W)`` in 2D), cubic box, in the
+        units the method was trained on (normalised subtomograms).
+    x_bar : torch.Tensor, optional
+        ``(B, D, H, W)`` centre of the prior, default ``G(y)`` (pass
+        ``method.reconstruct(y).mean`` to centre on CryoGEN-I's MAP).
+    smooth : float
+        Smoothing of the field, in voxels (:func:`estimate_beta_field`).
+    inflation : float
+        Factor on the field's variances (the samplers' ``field_inflation``,
+        whose default is 2).
+    batch_size : int
+        Observations per conjugate-gradient solve (each needs
+        ``len(rotations)`` extra passes of ``G``).
+    generator : torch.Generator, optional
+        Seeds the proxy noise, on ``y``'s device.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, D, H, W)`` posterior means, on ``y``'s device and dtype.
+
+    Raises
+    ------
+    ValueError
+        As :func:`estimate_beta_field`; also if ``x_bar`` has another shape
+        than ``y``, or ``inflation`` or ``batch_size`` is not positive.
+
+    Notes
+    -----
+    Source: book chapters "CryoWGEN-II" (the precision field) and "Restoring
+    a whole tomogram" (where this mean restores the wedge of a simulated
+    tomogram that ``G(y)`` alone leaves empty). The mean does not depend on
+    the temperature ``gamma``. It solves
+    ``(M / sigma^2 + beta) x = M y / sigma^2 + beta x_bar`` by conjugate
+    gradients (:meth:`cryolearn.methods.BoltzmannPosterior.gaussian_mean`).
+    """
+    if not inflation > 0 or batch_size < 1:
+        raise ValueError(f"inflation and batch_size must be positive, got {inflation} and {batch_size}")
+    y = method._check_observations(y)
+    if x_bar is not None and x_bar.shape != y.shape:
+        raise ValueError(f"x_bar must have y's shape {tuple(y.shape)}, got {tuple(x_bar.shape)}")
+    out = []
+    for k in range(0, y.shape[0], batch_size):
+        yk = y[k : k + batch_size]
+        xk = method.predict(yk) if x_bar is None else x_bar[k : k + batch_size].to(yk)
+        beta = estimate_beta_field(method, yk, xk, smooth=smooth, generator=generator) / inflation
+        out.append(BoltzmannPosterior(yk, xk, method.mask.to(yk.device), method.sigma, 1.0, beta).gaussian_mean())
+    return torch.cat(out)

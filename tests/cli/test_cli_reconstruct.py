@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from cryolearn.data import read_mrc, read_subtomograms, write_mrc
-from cryolearn.methods import get_method
+from cryolearn.methods import field_posterior_mean, get_method
 from cryolearn.physics import missing_wedge_mask
 from cryolearn.inference import restore_tiled
 
@@ -73,6 +73,22 @@ def test_tomogram_is_restored_tile_by_tile(model, sampler, run, tmp_path):
     assert run("reconstruct", sampler, tmp_path / "tomo.mrc", "--tomogram", "--box", "20", "--out", tmp_path / "s")[0] == 0
     assert {p.name for p in (tmp_path / "s").iterdir()} == {"tomo_mean.mrc", "tomo_std.mrc", "reconstruct.yaml"}
     assert read_mrc(tmp_path / "s" / "tomo_std.mrc")[0].shape == tomogram.shape
+
+
+def test_posterior_mean_of_a_deterministic_model(sim, model, sampler, run, tmp_path):
+    inputs = [sim / "obs" / "0001.mrc", sim / "obs" / "0004.mrc"]
+    out = tmp_path / "pm"
+    assert run("reconstruct", model, *inputs, "--posterior-mean", "--out", out, "--device", "cpu")[0] == 0
+    method = _method(model)
+    y = read_subtomograms(inputs)[0]
+    expected = field_posterior_mean(method, y, method.reconstruct(y).mean,
+                                    generator=torch.Generator().manual_seed(method.seed + 1))
+    for i, stem in enumerate(("0001", "0004")):
+        torch.testing.assert_close(read_mrc(out / f"{stem}_mean.mrc")[0], expected[i])
+    assert (expected - method.predict(y)).abs().max() > 1e-4  # not the network's output
+    assert yaml.safe_load((out / "reconstruct.yaml").read_text())["restoration"] == "posterior-mean"
+    rc, _, err = run("reconstruct", sampler, *inputs, "--posterior-mean", "--out", tmp_path / "s")
+    assert rc == 2 and "returns its posterior mean already" in err and not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("case, message", [

@@ -154,3 +154,33 @@ def test_beta_field_is_low_where_the_structure_is():
     assert field[0, 4, 8, 8] < field[0, 8, 8, 8] < field[0, 12, 8, 8]  # and it rises away from it
     with pytest.raises(ValueError, match="floor"):
         estimate_beta_field(m, blob[None], floor=0.0)
+
+
+def test_field_posterior_mean_is_the_samplers_mean_for_any_method():
+    """A CryoGEN-II's field mean equals, to the solver's tolerance, the mean CryoWGEN-II returns with the same
+    network, w = 0 and the same proxy noise; with G = identity on data without wedge content it is the input."""
+    from cryolearn.methods import field_posterior_mean, get_method
+
+    shape = (16, 16)
+    mask = missing_wedge_mask(shape, (-60, 60))
+    g2 = get_method("cryogen2", mask=mask, sigma=0.5, base_channels=4, seed=3)
+    with torch.no_grad():  # move the U-Net away from the identity it starts as
+        for p in g2.network.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    w2 = get_method("cryowgen2", mask=mask, sigma=0.5, base_channels=4, seed=3, n_chains=2, n_steps=2, burn_in=1, thin=1)
+    w2.network.load_state_dict(g2.network.state_dict())
+    y = apply_missing_wedge(torch.randn(5, *shape, generator=torch.Generator().manual_seed(4)).cumsum(-1), mask)
+    x_bar = g2.predict(y)
+    assert (x_bar - y).abs().max() > 0.05
+    mean = field_posterior_mean(g2, y, generator=torch.Generator().manual_seed(4))  # the sampler's seed + 1
+    expected = w2.reconstruct(y, batch_size=5).mean
+    torch.testing.assert_close(mean, expected, atol=1e-4, rtol=1e-4)
+    # Not G(y): the measured data pull the mean, and the field carries the pull into the wedge.
+    wedge = lambda v: v - apply_missing_wedge(v, mask)
+    assert (wedge(mean) - wedge(x_bar)).abs().max() > 1e-3
+    ident = _identity_method(shape)
+    torch.testing.assert_close(field_posterior_mean(ident, y), y, atol=1e-3 * y.abs().max().item(), rtol=0)  # CG tolerance
+    with pytest.raises(ValueError, match="x_bar"):
+        field_posterior_mean(g2, y, x_bar=y[:2])
+    with pytest.raises(ValueError, match="inflation"):
+        field_posterior_mean(g2, y, inflation=0)
