@@ -13,8 +13,8 @@ command). :mod:`cryolearn.profile` stays at the top: the run profile and
 device that every chapter and command reads first (:func:`get_profile`).
 """
 
-from .profile import Profile, get_profile, pick_device
+from .profile import Profile, get_profile, glue_run_time, pick_device
 
 __version__ = "0.1.0"
 
-__all__ = ["Profile", "get_profile", "pick_device", "__version__"]
+__all__ = ["Profile", "get_profile", "glue_run_time", "pick_device", "__version__"]

@@ -9,12 +9,13 @@ else in the package picks a device.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["PROFILES", "Profile", "get_profile", "pick_device"]
+__all__ = ["PROFILES", "Profile", "get_profile", "glue_run_time", "pick_device"]
 
 PROFILES = ("quick", "standard", "full")
 
@@ -133,3 +134,44 @@ def get_profile(name: str | None = None, device: str | torch.device | None = Non
     if name not in PROFILES:
         raise ValueError(f"CRYOLEARN_PROFILE must be one of {PROFILES}, got {name!r}")
     return Profile(name=name, device=dev)
+
+
+def glue_run_time(profile: Profile | None = None) -> dict[str, str]:
+    """Glue how long the running notebook took, for its "Running this chapter" box.
+
+    Called in the last cell of every chapter. It glues (myst-nb ``glue``,
+    not displayed) ``run_wall``, the wall time since the kernel's process
+    started (``"42 s"``, or ``"3.5 min"`` from two minutes on), ``run_cpu``,
+    the CPU time of that process in seconds, and ``run_profile`` and
+    ``run_device``, the profile's name and device.
+
+    Parameters
+    ----------
+    profile : Profile, optional
+        Default :func:`get_profile`.
+
+    Returns
+    -------
+    dict of str to str
+        The four glued strings by name.
+
+    Notes
+    -----
+    Source: the book's introduction (run profiles). Needs ``myst_nb`` and
+    ``psutil`` (both come with the book's requirements); the commands that
+    a chapter runs in processes of their own count in the wall time only.
+    """
+    import psutil
+    from myst_nb import glue
+
+    profile = profile or get_profile()
+    wall = time.time() - psutil.Process(os.getpid()).create_time()
+    values = {
+        "run_wall": f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.1f} min",
+        "run_cpu": f"{time.process_time():.0f} s",
+        "run_profile": profile.name,
+        "run_device": str(profile.device),
+    }
+    for name, value in values.items():
+        glue(name, value, display=False)
+    return values

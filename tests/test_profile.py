@@ -71,3 +71,18 @@ def test_train_flag(no_env, value, expected):
 
 def test_exported_at_the_top():
     assert cryolearn.get_profile is get_profile and cryolearn.pick_device is pick_device
+
+
+def test_glue_run_time_glues_the_kernel_wall_and_cpu_time(no_env, monkeypatch):
+    import psutil
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: (value, display)}))
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: __import__("time").time() - 30)
+    values = cryolearn.glue_run_time(Profile("quick", torch.device("cpu")))
+    assert {k: v for k, (v, _) in glued.items()} == values and not any(d for _, d in glued.values())
+    assert values["run_wall"] in ("30 s", "31 s") and values["run_profile"] == "quick" and values["run_device"] == "cpu"
+    assert values["run_cpu"].endswith(" s") and int(values["run_cpu"][:-2]) >= 0
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: __import__("time").time() - 300)
+    assert cryolearn.glue_run_time(Profile("standard", torch.device("cpu")))["run_wall"] == "5.0 min"
