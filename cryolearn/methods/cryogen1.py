@@ -50,8 +50,8 @@ class CryoGEN1Config(MethodConfig):
         in-wedge error over seeds 0, 1, 2 of 0.34 / 0.38 / 0.28 after 300
         steps, where the former default ``lambda = 0.1`` restored after 120
         steps (0.74 / 0.63 / 0.73) and drifted back to 1.14 / 0.97 / 1.14 by
-        300. In 3D at 120 steps of batch 8 both score about 0.8
-        (``benchmarks/defaults_cryogen1.md``).
+        300. In 3D at 120 steps of batch 8 both scored about 0.8 with one
+        critic update a step (``benchmarks/defaults_cryogen1.md``).
     n_critic : int
         D-updates per step. Default 2: in 3D (the set-up of the README's
         table, batch 8, held-out complexes) one update let the game
@@ -59,7 +59,10 @@ class CryoGEN1Config(MethodConfig):
         1.01, 0.94, 0.90, 1.13, 1.52, 0.79; seed 1 ended at 1.08), two made
         it settle (seed 0: 1.01, 0.99, 0.93, 0.87, 0.74, 0.68; seed 1 ended at
         0.70); on the 2D toy at 120 steps it went from 0.30 / 0.46 / 0.51 to
-        0.30 / 0.35 / 0.39 over seeds 0, 1, 2 (``benchmarks/defaults_cryogen1.md``).
+        0.30 / 0.35 / 0.39 over seeds 0, 1, 2. Not a cure: on the reference
+        3D set-up (:class:`cryolearn.methods.ReferenceSetup`, 150 steps) one
+        run with two updates ended at 1.00 and one with one update at 0.76
+        (``benchmarks/defaults_cryogen1.md``).
     loss : {"bce", "wgan-gp"}
         Critic loss: binary cross-entropy (non-saturating GAN), or
         Wasserstein GAN with gradient penalty (weight ``gp_weight``).
