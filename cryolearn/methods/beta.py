@@ -6,6 +6,9 @@ wedge. :func:`estimate_beta` measures it on wedges the method can check: it
 re-degrades the reconstructions under a rotation that moves the wedge
 (``y' = M(R x_bar) + M n``), restores them, and takes the residual power in the
 missing region as ``1 / beta`` (one value, or one per Fourier shell).
+:func:`estimate_beta_field` gives one precision per voxel, and
+:func:`field_posterior_mean` the posterior mean under that field around any
+method's output.
 """
 
 from __future__ import annotations
