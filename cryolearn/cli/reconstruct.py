@@ -64,10 +64,14 @@ ESS_WARN = 0.1
 
 
 def _restorer(method, batch_size: int, posterior_mean: bool, ess: list):
-    """A function from ``(B, D, H, W)`` normalised volumes to the maps to write (``mean``, and ``std`` for a sampler)."""
+    """A function from ``(B, D, H, W)`` normalised volumes to their :class:`cryolearn.methods.Reconstruction`.
+
+    It records each call's effective sample sizes (CryoWGEN-I) in ``ess``; with ``posterior_mean`` the
+    reconstruction is the precision-field posterior mean around the model's output.
+    """
     import torch
 
-    from ..methods import field_posterior_mean
+    from ..methods import Reconstruction, field_posterior_mean
 
     generator = torch.Generator(device=method.device).manual_seed(method.seed + 1) if posterior_mean else None
 
@@ -78,10 +82,15 @@ def _restorer(method, batch_size: int, posterior_mean: bool, ess: list):
         if posterior_mean:
             vol = volumes.to(method.device)
             mean = field_posterior_mean(method, vol, rec.mean.to(vol), batch_size=batch_size, generator=generator)
-            return {"mean": mean.to(volumes.device)}
-        return {"mean": rec.mean} if rec.std is None else {"mean": rec.mean, "std": rec.std}
+            rec = Reconstruction(mean=mean.to(volumes.device))
+        return rec
 
     return restore
+
+
+def _maps(rec) -> dict:
+    """The maps of a tile batch's reconstruction that ``--tomogram`` blends and writes: ``mean``, and ``std`` if any."""
+    return {"mean": rec.mean} if rec.std is None else {"mean": rec.mean, "std": rec.std}
 
 
 def _load(model: Path, config: dict, box: int, device, beta: float | None = None):
@@ -172,7 +181,8 @@ def main(args: argparse.Namespace) -> int:
             volume, voxel_size = read_mrc(f)
             if not voxel_size > 0:
                 raise ValueError(f"{str(f)!r} sets no voxel size in its header")
-            maps = restore_tiled(volume.to(device), restore, box, overlap=overlap, batch_size=args.batch_size)
+            maps = restore_tiled(volume.to(device), lambda tiles: _maps(restore(tiles)), box, overlap=overlap,
+                                 batch_size=args.batch_size)
             out.mkdir(parents=True, exist_ok=True)
             written += [write_mrc(out / f"{f.stem}_{k}.mrc", v, voxel_size, overwrite=args.force)
                         for k, v in maps.items()]
@@ -188,12 +198,7 @@ def main(args: argparse.Namespace) -> int:
         if args.samples and not method.samples_posterior:
             raise ValueError(f"{config['method']} gives one restoration per subtomogram; "
                              "--samples needs a sampler (cryowgen1, cryowgen2)")
-        if args.posterior_mean:
-            rec = Reconstruction(mean=_restorer(method, args.batch_size, True, ess)(y.to(device))["mean"])
-        else:
-            rec = method.reconstruct(y.to(device), batch_size=args.batch_size)
-            if "ess" in rec.diagnostics:
-                ess.append(rec.diagnostics["ess"])
+        rec = _restorer(method, args.batch_size, args.posterior_mean, ess)(y.to(device))
         for i, f in enumerate(files):
             one = Reconstruction(mean=rec.mean[i], std=None if rec.std is None else rec.std[i],
                                  samples=None if rec.samples is None else rec.samples[:, i])
