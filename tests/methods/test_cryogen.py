@@ -128,6 +128,27 @@ def test_cryogen1_map_refinement_lowers_objective():
     assert (r.mean - m.predict(y[:4])).abs().max() > 0  # and it moved
 
 
+def test_cryogen1_critic_warmup(tmp_path):
+    y, mask = _images()
+    kw = dict(n_critic=1, critic_warmup_steps=2, critic_warmup_updates=3)
+    m = _make("cryogen1", mask, **kw)
+    assert [m.critic_updates(s) for s in range(4)] == [3, 3, 1, 1]
+    m.fit(y, 4, progress=False)
+    # Every critic parameter took 3 + 3 + 1 + 1 Adam steps.
+    assert {int(st["step"]) for st in m.optimizers["critic"].state.values()} == {8}
+    # Interrupted inside the warm-up and resumed after it = uninterrupted.
+    ck = tmp_path / "ck.pt"
+    _make("cryogen1", mask, **kw).fit(y, 1, progress=False, checkpoint=ck)
+    c = _make("cryogen1", mask, **kw).fit(y, 4, progress=False, checkpoint=ck)
+    torch.testing.assert_close(m.predict(y), c.predict(y), rtol=0, atol=0)
+    # Without the warm-up the critic takes n_critic updates from the first step.
+    assert _make("cryogen1", mask, n_critic=2, critic_warmup_steps=0).critic_updates(0) == 2
+    with pytest.raises(ValueError, match="critic_warmup_steps"):
+        _make("cryogen1", mask, critic_warmup_steps=-1)
+    with pytest.raises(ValueError, match="critic_warmup_updates"):
+        _make("cryogen1", mask, critic_warmup_updates=0)
+
+
 def test_bad_arguments():
     y, mask = _images()
     with pytest.raises(ValueError, match="sigma"):
