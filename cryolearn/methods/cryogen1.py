@@ -76,9 +76,10 @@ class CryoGEN1Config(MethodConfig):
         1, 2) 0.580 / 0.618 / 0.665 against 0.676 / 0.701 / 0.589 without
         it, every seed below 0.67 instead of one; on the 2D toy of the
         book's chapter "CryoGEN-I" (120 steps of batch 32) it costs
-        accuracy, 0.36 / 0.46 / 0.52 against 0.30 / 0.35 / 0.39, and five
-        updates instead of ten, which kept the 2D numbers, lost the 3D gain
-        (0.99 / 0.71) (``benchmarks/defaults_cryogen1.md``). 0 turns it off.
+        accuracy, 0.36 / 0.46 / 0.52 against 0.30 / 0.35 / 0.39. Five
+        updates a step instead of ten kept the 2D numbers but lost the 3D
+        gain (0.99 / 0.71 on seeds 0, 1) (``benchmarks/defaults_cryogen1.md``).
+        0 turns it off.
     critic_warmup_updates : int
         D-updates per step during the warm-up.
     loss : {"bce", "wgan-gp"}
