@@ -33,6 +33,15 @@ near-empty boxes skipped), each normalised as ``cryolearn reconstruct
 
     cryolearn train tomo/tomogram.mrc --tomogram --box 32 --tilt-range -60 60 --out model.pt
 
+With ``--tomogram`` the methods also learn to fill the wedge from the data
+themselves: the masked rotation term of IsoNet and DeepDeWedge
+(:meth:`cryolearn.methods.Method.masked_rotation_loss`) is added to the
+method's objective with weight :data:`TOMOGRAM_MASKED_ROTATION` (``--set
+masked_rotation=0`` turns it off). Without it, CryoGEN-II left the wedge of
+the simulated crowded tomogram and of the real microtubule tomogram as empty
+as it found it (``benchmarks/crowded_slab.md``,
+``benchmarks/real_microtubules.md``).
+
 Real tomograms: ``--noise coloured`` re-degrades with noise of the data's own
 power per Fourier shell (:func:`cryolearn.physics.estimate_noise_spectrum`,
 recorded as ``noise_spectrum``) instead of white noise of one ``sigma``: the
@@ -89,6 +98,10 @@ from .common import (
 #: Keys of model.yaml that must agree for a run to resume from a checkpoint.
 SAME_RUN = ("method", "method_kwargs", "tilt_range", "sigma", "box", "voxel_size", "n_observations", "validation_fraction", "noise")
 
+#: ``masked_rotation`` of training with ``--tomogram`` unless ``--set`` gives one (the methods' own default is 0):
+#: measured in ``benchmarks/real_microtubules.md`` and ``benchmarks/crowded_slab.md``.
+TOMOGRAM_MASKED_ROTATION = 16.0
+
 #: Data sets larger than this (float32 bytes) are streamed from their files instead of held in memory.
 STREAM_ABOVE_BYTES = 2 * 1024**3
 
@@ -132,7 +145,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader worker processes when streaming (default: 0, read in the training process)")
     tomo = parser.add_argument_group("whole tomograms (--tomogram)")
     tomo.add_argument("--tomogram", action="store_true",
-                      help="the inputs are tomograms: cut the training subtomograms from them")
+                      help="the inputs are tomograms: cut the training subtomograms from them; the masked rotation "
+                           f"term is then on (masked_rotation={TOMOGRAM_MASKED_ROTATION:g} unless given by --set)")
     tomo.add_argument("--box", type=int, default=32, help="edge of the subtomograms cut from the tomograms (default: 32)")
     tomo.add_argument("--stride", type=int, default=None,
                       help="grid step between subtomograms in voxels (default: box / 2)")
@@ -292,6 +306,8 @@ def main(args: argparse.Namespace) -> int:
         from ..physics import tilt_axis_rotations
 
         options["rotations"] = tilt_axis_rotations()
+    if args.tomogram and "masked_rotation" not in options:
+        options["masked_rotation"] = TOMOGRAM_MASKED_ROTATION
     options = check_options(args.method, options)
     if args.beta is not None:
         if args.method not in ("cryowgen1", "cryowgen2"):

@@ -38,6 +38,11 @@ class MethodConfig:
         rotation proxy draws from; ``None``: all of them.
     seed : int
         Seeds the network initialisation and every random draw in training.
+    masked_rotation : float
+        Weight of the masked rotation term
+        (:meth:`cryolearn.methods.Method.masked_rotation_loss`), the
+        self-supervised loss of IsoNet and DeepDeWedge added to the method's
+        own objective; 0 (default) leaves it out.
     """
 
     base_channels: int = 12
@@ -45,6 +50,7 @@ class MethodConfig:
     lr: float = 1e-3
     rotations: list[int] | None = None
     seed: int = 0
+    masked_rotation: float = 0.0
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -54,6 +60,8 @@ class MethodConfig:
 
     def validate(self) -> None:
         """Check values beyond their types; raise ValueError naming the field (subclasses extend it)."""
+        if not self.masked_rotation >= 0:
+            raise ValueError(f"masked_rotation must be at least 0, got {self.masked_rotation}")
 
     @classmethod
     def field_names(cls) -> list[str]:

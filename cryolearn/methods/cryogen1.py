@@ -304,13 +304,18 @@ class CryoGEN1(Method):
             energy = self.energy(x_hat).mean()
             reg = (x_hat - x_e).pow(2).mean() / self.sigma**2
             loss_g = fid + self.lam * energy + self.mu * reg
+            extra = {}
+            if self.masked_rotation > 0:
+                extra["masked_rotation"] = self.masked_rotation * self.masked_rotation_loss(y)
+                loss_g = loss_g + extra["masked_rotation"]
             self.optimizers["network"].zero_grad(set_to_none=True)
             loss_g.backward()
             self.optimizers["network"].step()
         finally:
             for p in self.critic.parameters():
                 p.requires_grad_(True)
-        return {"critic": loss_d.item(), "fidelity": fid.item(), "energy": energy.item(), "regression": reg.item()}
+        return {"critic": loss_d.item(), "fidelity": fid.item(), "energy": energy.item(), "regression": reg.item(),
+                **{k: v.item() for k, v in extra.items()}}
 
     # ----- inference ---------------------------------------------------------------
     def reconstruct(self, y: torch.Tensor, batch_size: int = 32, refine_steps: int = 0, refine_step_size: float = 0.005) -> Reconstruction:

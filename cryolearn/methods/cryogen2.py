@@ -166,6 +166,8 @@ class CryoGEN2(Method):
         a = self.redegrade(x_hat)  # (B, D, H, W): M(R G(y)) + M n
         ot = self.transport_loss(a, y_ref)
         extra = self.amortization(y, x_hat)
+        if self.masked_rotation > 0:
+            extra["masked_rotation"] = self.masked_rotation * self.masked_rotation_loss(y)
         loss = fid + self.lam * ot + sum(extra.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()

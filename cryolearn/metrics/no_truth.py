@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..physics import apply_missing_wedge, fourier_grid, hermitian_weights, quarter_turns_xz, rotate_cube
+from ..physics import apply_missing_wedge, fourier_grid, hermitian_weights, quarter_turns_xz, rotate_cube, rotated_mask
 
 __all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error", "rotation_validation_baselines"]
 
@@ -166,15 +166,10 @@ def rotation_validation_error(
     rots = list(quarter_turns_xz() if rotations is None else rotations)
     w = hermitian_weights(tuple(y.shape[-3:]), None, y)
     missing = (~mask.to(y.device)).to(y.dtype) * w
-    # Where the rotated data were measured: the Fourier support of a rotated masked white-noise volume.
-    g = torch.Generator().manual_seed(0)
-    probe = apply_missing_wedge(torch.randn(y.shape[-3:], generator=g, dtype=y.dtype).to(y.device), mask)
     num = y.new_zeros(y.shape[0])
     den = y.new_zeros(y.shape[0])
     for r in rots:  # a handful of rotations; each restores the whole batch at once
-        amp = torch.fft.rfftn(rotate_cube(probe, r), dim=(-3, -2, -1)).abs()
-        support = amp > 1e-3 * amp.median()
-        region = missing * support.to(y.dtype)
+        region = missing * rotated_mask(mask.to(y.device), r, y.shape[-3:]).to(y.dtype)
         yr = rotate_cube(y, r)
         out = restore(apply_missing_wedge(yr, mask))
         F_out = torch.fft.rfftn(out, dim=(-3, -2, -1), norm="ortho")

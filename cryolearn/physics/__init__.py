@@ -16,6 +16,7 @@ from .missing_wedge import (
     check_tilt_range,
     missing_band_mask,
     missing_wedge_mask,
+    rotated_mask,
 )
 from .tilt_series import (
     add_tilt_noise,
@@ -45,6 +46,7 @@ __all__ = [
     "apply_ctf",
     "backproject",
     "apply_missing_wedge",
+    "rotated_mask",
     "check_tilt_range",
     "ctf_2d",
     "cube_rotations",

@@ -30,6 +30,7 @@ __all__ = [
     "missing_band_mask",
     "apply_missing_wedge",
     "check_tilt_range",
+    "rotated_mask",
 ]
 
 
@@ -229,3 +230,52 @@ def apply_missing_wedge(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     xf = torch.fft.rfftn(x, dim=dims, norm="ortho")
     m = mask.to(device=x.device, dtype=x.dtype)
     return torch.fft.irfftn(xf * m, s=spatial, dim=dims, norm="ortho")
+
+
+def rotated_mask(mask: torch.Tensor, index: int, shape: Sequence[int]) -> torch.Tensor:
+    """Where ``R (M x)`` is measured: the half-grid mask of a masked volume turned by a cube rotation.
+
+    Parameters
+    ----------
+    mask : torch.Tensor
+        Bool measured-region mask on the half grid of ``shape``
+        (:func:`missing_wedge_mask`).
+    index : int
+        Cube-group element (:func:`cryolearn.physics.cube_rotations`).
+    shape : sequence of int
+        The volumes' shape ``(D, H, W)`` (cubic for a rotation that swaps
+        axes; voxels).
+
+    Returns
+    -------
+    torch.Tensor
+        Bool ``(D, H, W//2+1)`` on the mask's device: True where the Fourier
+        transform of ``R (M x)`` can be non-zero. Where it is False and
+        ``mask`` is True, a turn has moved the wedge over data that ``M``
+        measures; where it is True and ``mask`` is False, measured data
+        that the rotation moved into the wedge (the region that the
+        held-out rotation test, :func:`cryolearn.metrics.rotation_validation_error`,
+        and the masked rotation term of training score).
+
+    Raises
+    ------
+    ValueError
+        If the mask does not match the half grid of ``shape``.
+
+    Notes
+    -----
+    Exact: the mask is applied to a unit impulse at the origin, whose Fourier
+    transform is 1 everywhere, the result is turned by
+    :func:`cryolearn.physics.rotate_cube`, and its Fourier amplitudes (0 or
+    1: the flips of a turn only add phases) are read back.
+    """
+    from .rotations import rotate_cube
+
+    shape = tuple(int(s) for s in shape)
+    if tuple(mask.shape) != rfft_shape(shape):
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match the half grid of volumes {shape}")
+    impulse = torch.zeros(shape, device=mask.device)
+    impulse[(0,) * len(shape)] = 1.0
+    turned = rotate_cube(apply_missing_wedge(impulse, mask), index, ndim=len(shape))
+    dims = tuple(range(-len(shape), 0))
+    return torch.fft.rfftn(turned, dim=dims).abs() > 0.5

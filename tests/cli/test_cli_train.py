@@ -138,7 +138,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(sim, tmp_path, run,
 
 
 @pytest.mark.parametrize("option, message", [
-    ("lamda=1", "valid keys: base_channels, lr, rotations, lam, ot_method, reg, potential"),
+    ("lamda=1", "valid keys: base_channels, lr, rotations, masked_rotation, lam, ot_method, reg, potential"),
     ("batch_size=3", "--batch-size"),
     ("seed=1", "--seed"),
     ("base_channels=4.5", "base_channels: expected an integer"),
@@ -176,6 +176,11 @@ def test_train_on_whole_tomograms(tmp_path, run, tiny):
     cfg = yaml.safe_load(out.with_suffix(".yaml").read_text())
     assert cfg["box"] == 16 and cfg["n_observations"] > 10
     assert cfg["subtomograms_from_tomograms"]["stride"] == 8
+    # Training on tomograms adds the masked rotation term (the methods' own default is 0).
+    from cryolearn.cli.train import TOMOGRAM_MASKED_ROTATION
+
+    assert cfg["config"]["masked_rotation"] == TOMOGRAM_MASKED_ROTATION > 0
+    assert all(h["masked_rotation"] > 0 for h in torch.load(out, weights_only=True)["history"])
     # By default a tenth of the tomogram (at least one box) is held out and scored after training.
     val = cfg["validation"]
     assert cfg["validation_fraction"] == 0.1 and val["n_subtomograms"] >= 1
@@ -183,6 +188,10 @@ def test_train_on_whole_tomograms(tmp_path, run, tiny):
     assert 0 < val["rotation_validation_error"] < 10 and "validation on" in stdout
     rc, _, err = run("reconstruct", out, tomo / "tomogram.mrc", "--tomogram", "--out", tmp_path / "rec", "--device", "cpu")
     assert rc == 0, err
+    rc, _, err = run("train", tomo / "tomogram.mrc", "--tomogram", "--box", "16", *tiny, "--steps", "1",
+                     "--set", "masked_rotation=0", "--validation-fraction", "0", "--out", tmp_path / "m0.pt")
+    assert rc == 0, err
+    assert yaml.safe_load((tmp_path / "m0.yaml").read_text())["config"]["masked_rotation"] == 0.0
     rc, _, err = run("train", tomo / "tomogram.mrc", "--tomogram", "--box", "64", *tiny, "--steps", "1",
                      "--out", tmp_path / "m2.pt")
     assert rc == 2 and "box=64" in err

@@ -180,3 +180,43 @@ def test_debiased_transport_is_minimal_at_the_observations_distribution():
     method.debias = True
     with pytest.raises(ValueError, match="at least 2"):
         method.transport_loss(z[0, :1], b[0])
+
+
+def test_masked_rotation_loss_is_the_training_form_of_the_held_out_rotation_test():
+    """Identity network: the loss is the power of the data a turn moved into the wedge (closed form, full FFT in
+    numpy); any network: that times the held-out rotation test; rotations that keep the wedge give 0."""
+    from cryolearn.metrics import rotation_validation_error
+    from cryolearn.physics import apply_missing_wedge, rotate_cube
+
+    n, sigma, r = 12, 0.7, 3  # r: a quarter turn about X, which moves the wedge
+    mask = missing_wedge_mask((n,) * 3, (-60, 60))
+    g = torch.Generator().manual_seed(0)
+    y = apply_missing_wedge(torch.randn(5, n, n, n, generator=g, dtype=torch.float64), mask)
+    m = get_method("cryogen2", mask=mask, sigma=sigma, base_channels=4, rotations=[0, r], masked_rotation=2.0)
+    m.network.double()
+    ident = get_method("cryogen2", mask=mask, sigma=sigma, base_channels=4, rotations=[r])
+    ident.network = torch.nn.Identity()
+    full_missing = ~missing_wedge_mask((n,) * 3, (-60, 60), rfft=False).numpy()
+    fy = np.fft.fftn(rotate_cube(y, r).numpy(), axes=(-3, -2, -1), norm="ortho")
+    closed = (np.abs(fy) ** 2 * full_missing).sum() / (2 * sigma**2 * n**3 * y.shape[0])
+    assert ident.masked_rotation_loss(y).item() == pytest.approx(closed, rel=1e-10)
+    assert closed > 0.01
+    with torch.no_grad():  # rotation 0 moves nothing, so every draw is r
+        rve = rotation_validation_error(m.network, y, mask, rotations=[r]).item()
+        assert m.masked_rotation_loss(y).item() == pytest.approx(rve * closed, rel=1e-8)
+    loss = m.masked_rotation_loss(y)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.network.parameters())  # the residual U-Net starts as the identity: its last layer first
+    keep = get_method("cryogen2", mask=mask, sigma=sigma, base_channels=4, rotations=[0, 1], masked_rotation=1.0)
+    assert keep.masked_rotation_loss(y.float()).item() == 0.0  # half turns about Z keep the wedge in place
+    with pytest.raises(ValueError, match="masked_rotation"):
+        _make("cryogen2", mask, masked_rotation=-1.0)
+
+
+@pytest.mark.parametrize("name", ["cryogen1", "cryogen2", "cryowgen2"])
+def test_masked_rotation_term_enters_the_objective(name):
+    y, mask = _images()
+    m = _make(name, mask, masked_rotation=3.0)
+    m.fit(y, 2, progress=False)
+    assert all(h["masked_rotation"] > 0 for h in m.history)
+    assert "masked_rotation" not in _make(name, mask).fit(y, 1, progress=False).history[0]

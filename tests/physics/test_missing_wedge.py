@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cryolearn.physics import apply_missing_wedge, fourier_grid, missing_band_mask, missing_wedge_mask
+from cryolearn.physics import apply_missing_wedge, fourier_grid, hermitian_weights, missing_band_mask, missing_wedge_mask
 from cryolearn.physics.rotations import rotate_cube
 
 
@@ -149,3 +149,23 @@ def test_matches_numpy_reference():
     ref = np.fft.ifftn(np.fft.fftn(x) * m).real
     out = apply_missing_wedge(torch.from_numpy(x), missing_wedge_mask(shape, (-40, 55)))
     np.testing.assert_allclose(out.numpy(), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [16, 15])
+def test_rotated_mask_is_the_support_of_a_turned_masked_volume(n):
+    """rotated_mask agrees with the Fourier support of R(M x) for a random x, for every cube rotation."""
+    from cryolearn.physics import cube_rotations, rotate_cube, rotated_mask
+
+    mask = missing_wedge_mask((n,) * 3, (-60, 60))
+    x = apply_missing_wedge(torch.randn((n,) * 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64), mask)
+    w = hermitian_weights((n,) * 3)
+    mats = cube_rotations()
+    for r in range(24):
+        got = rotated_mask(mask, r, (n,) * 3)
+        amp = torch.fft.rfftn(rotate_cube(x, r), dim=(-3, -2, -1)).abs()
+        assert torch.equal(got, amp > 1e-8 * amp.max()), r
+        assert (w * got).sum() == (w * mask).sum()  # a turn moves coefficients, it neither adds nor drops any
+        keeps_wedge = abs(mats[r][1, 1]) == 1 and abs(mats[r][2, 2]) == 1  # Y and X stay on their axes
+        assert torch.equal(got, mask) == keeps_wedge, r
+    with pytest.raises(ValueError, match="half grid"):
+        rotated_mask(mask, 1, (n, n, n + 2))
