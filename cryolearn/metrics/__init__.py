@@ -42,7 +42,7 @@ from .calibration import (
 )
 from .errors import normalized_cross_correlation, pointwise_square_baseline, psnr, relative_wedge_error, rmse
 from .fsc import FSCCrossing, FSCResult, fourier_shell_correlation, fsc_crossings
-from .no_truth import WedgePower, rotation_validation_baselines, rotation_validation_error, wedge_power_ratio
+from .no_truth import TiltProfile, WedgePower, rotation_validation_baselines, rotation_validation_error, tilt_range_profile, wedge_power_ratio
 
 __all__ = [
     "FSCResult",

@@ -29,7 +29,8 @@ import torch
 
 from ..physics import apply_missing_wedge, fourier_grid, hermitian_weights, quarter_turns_xz, rotate_cube, rotated_mask
 
-__all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error", "rotation_validation_baselines"]
+__all__ = ["WedgePower", "wedge_power_ratio", "rotation_validation_error", "rotation_validation_baselines",
+           "TiltProfile", "tilt_range_profile"]
 
 
 @dataclass
@@ -227,3 +228,101 @@ def rotation_validation_baselines(
     q, b = (plus + minus) / 2 - 1, (minus - plus) / 4
     best = 1.0 - b * b / q if q > 0 else 1.0
     return {"no restoration": identity, "squared input": best}
+
+
+@dataclass
+class TiltProfile:
+    """Power of a tomogram against the angle of its Fourier coefficients from the ``k_x`` axis.
+
+    What :func:`tilt_range_profile` returns.
+
+    Attributes
+    ----------
+    angle : torch.Tensor
+        ``(A,)`` bin centres in degrees, from -90 to 90: ``atan(k_z / k_x)``.
+    power : torch.Tensor
+        ``(A,)`` mean power per coefficient in each bin, relative to the
+        median over the bins within 30 degrees of ``k_x`` (measured at any
+        tilt range worth reconstructing).
+    tilt_range : tuple of float
+        ``(lo, hi)`` degrees: the outer edges of the outermost bins on
+        either side of 0 whose power reaches ``threshold``: the edges of the
+        measured region. Outermost, not first: the specimen's own
+        anisotropy (filaments, membranes) can dip a bin inside the
+        measured region below the threshold.
+    """
+
+    angle: torch.Tensor
+    power: torch.Tensor
+    tilt_range: tuple[float, float]
+
+
+def tilt_range_profile(
+    x: torch.Tensor, f_min: float = 0.1, f_max: float = 0.5, bin_width: float = 1.0, threshold: float = 0.5
+) -> TiltProfile:
+    """Read a tomogram's tilt range off its Fourier power: where the missing wedge begins.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(D, H, W)`` tomogram (``(z, y, x)``, beam along Z, tilt axis Y), in
+        any units; it is apodised by a Hann window along every axis first, so
+        that the box edges do not spread power along ``k_z``.
+    f_min, f_max : float
+        Band of spatial frequencies used, in cycles per voxel.
+    bin_width : float
+        Width of the angle bins in degrees.
+    threshold : float
+        Relative power below which a bin counts as missing.
+
+    Returns
+    -------
+    TiltProfile
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 3D, holds NaN or Inf, or the band or bins are empty.
+
+    Notes
+    -----
+    Source: book chapter "Restoring a whole tomogram". A tilt series over
+    ``[theta_min, theta_max]`` measures the coefficients with
+    ``theta_min <= atan(k_z / k_x) <= theta_max``
+    (:func:`cryolearn.physics.missing_wedge_mask`); beyond, only noise that
+    the reconstruction smeared, and leakage, remain. Useful when the
+    ``.tlt`` file of a tomogram is lost: the measured edge can be given to
+    ``--tilt-range``.
+    """
+    if x.ndim != 3:
+        raise ValueError(f"x must be one tomogram (D, H, W), got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf values")
+    if not 0 <= f_min < f_max or not 0 < bin_width <= 30:
+        raise ValueError(f"need 0 <= f_min < f_max and 0 < bin_width <= 30, got {f_min}, {f_max}, {bin_width}")
+    xd = x.double()
+    for axis, n in enumerate(x.shape):
+        shape = [1, 1, 1]
+        shape[axis] = n
+        xd = xd * torch.hann_window(n, periodic=False, dtype=xd.dtype, device=x.device).view(shape)
+    p = torch.fft.rfftn(xd - xd.mean(), norm="ortho").abs().pow(2)
+    kz, ky, kx = fourier_grid(tuple(x.shape), rfft=True, device=x.device)
+    radius = torch.sqrt(kz**2 + ky**2 + kx**2)
+    angle = torch.rad2deg(torch.atan2(kz.expand_as(p), kx.expand_as(p)))  # kx >= 0 on the half grid: (-90, 90]
+    n_bins = int(round(180 / bin_width))
+    idx = ((angle + 90) / bin_width).floor().long().clamp(0, n_bins - 1)
+    use = ((radius >= f_min) & (radius <= f_max)).expand_as(p)
+    total = torch.zeros(n_bins, dtype=p.dtype, device=p.device).index_add_(0, idx[use], p[use])
+    count = torch.zeros(n_bins, dtype=p.dtype, device=p.device).index_add_(0, idx[use], torch.ones_like(p[use]))
+    if (count == 0).all():
+        raise ValueError(f"no Fourier coefficients between {f_min} and {f_max} cycles per voxel")
+    centres = -90 + bin_width * (torch.arange(n_bins, dtype=p.dtype, device=p.device) + 0.5)
+    mean = total / count.clamp(min=1)
+    ref = mean[(centres.abs() <= 30) & (count > 0)].median()
+    power = torch.where(count > 0, mean / ref, torch.full_like(mean, float("nan")))
+    high = (power >= threshold).tolist()  # an empty bin (NaN: no coefficient at that angle) is never above
+    up = [i for i in range(n_bins) if centres[i] > 0 and high[i]]
+    down = [i for i in range(n_bins) if centres[i] < 0 and high[i]]
+    hi = float(centres[up[-1]] + bin_width / 2) if up else 0.0
+    lo = float(centres[down[0]] - bin_width / 2) if down else 0.0
+    return TiltProfile(angle=centres, power=power, tilt_range=(lo, hi))

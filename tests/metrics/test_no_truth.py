@@ -76,3 +76,22 @@ def test_square_baseline_score_is_the_minimum_over_its_scale():
     scan = [rotation_validation_error(scaled(a), y, mask).item() for a in torch.linspace(-2, 2, 81).tolist()]
     assert base["squared input"] == pytest.approx(min(scan), abs=2e-3)
     assert base["squared input"] < 1.0
+
+
+@pytest.mark.parametrize("tilt", [(-60, 60), (-40, 62), (-66, 56)])
+def test_tilt_range_profile_reads_the_wedge_of_a_masked_volume(tilt):
+    """White noise masked by a known tilt range (thin slab, boxes of unequal sides): the edges come back to the degree."""
+    from cryolearn.metrics import tilt_range_profile
+
+    shape = (36, 70, 64)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    prof = tilt_range_profile(apply_missing_wedge(x, missing_wedge_mask(shape, tilt)))
+    assert prof.tilt_range == pytest.approx(tilt, abs=1.0)
+    inside = (prof.angle > tilt[0] + 3) & (prof.angle < tilt[1] - 3) & ~prof.power.isnan()
+    outside = ((prof.angle < tilt[0] - 6) | (prof.angle > tilt[1] + 6)) & ~prof.power.isnan()  # the window blurs the edge
+    assert prof.power[inside].median() == pytest.approx(1.0, abs=0.1) and prof.power[outside].max() < 0.1
+    assert tilt_range_profile(x).tilt_range == (-90.0, 90.0)  # no wedge at all
+    with pytest.raises(ValueError, match="NaN"):
+        tilt_range_profile(x.masked_fill(x > 3, float("nan")))
+    with pytest.raises(ValueError, match="one tomogram"):
+        tilt_range_profile(x[None])
