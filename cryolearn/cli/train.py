@@ -42,6 +42,13 @@ the simulated crowded tomogram and of the real microtubule tomogram as empty
 as it found it (``benchmarks/crowded_slab.md``,
 ``benchmarks/real_microtubules.md``).
 
+The tilt range of each tomogram is also read off its Fourier power
+(:func:`cryolearn.metrics.tilt_range_profile`, on its central 192^3 voxels at
+most) and recorded in ``model.yaml`` (``tilt_range_from_data``); where it
+differs from ``--tilt-range`` by more than 3 degrees, ``train`` says so and
+names the ``--tilt-range`` that fits the data. It never replaces the range
+given.
+
 Real tomograms: ``--noise coloured`` re-degrades with noise of the data's own
 power per Fourier shell (:func:`cryolearn.physics.estimate_noise_spectrum`,
 recorded as ``noise_spectrum``) instead of white noise of one ``sigma``: the
@@ -238,7 +245,16 @@ def _from_tomograms(files: list[Path], args: argparse.Namespace, fraction: float
             held.append(v.narrow(axis, length - n_val, n_val))
     y, _ = extract_subtomograms(train, box=args.box, n=args.n_subtomograms, stride=args.stride, seed=args.seed)
     y_val = extract_subtomograms(held, box=args.box, stride=args.box)[0] if held else None
-    return y, y_val, sizes[0]
+    return y, y_val, sizes[0], [_tilt_range_from_data(v) for v in vols]
+
+
+def _tilt_range_from_data(volume, edge: int = 192) -> list[float]:
+    """The tilt range ``[lo, hi]`` read off a tomogram's Fourier power (:func:`cryolearn.metrics.tilt_range_profile`),
+    on its central box of at most ``edge`` voxels per side (bounded memory on large tomograms)."""
+    from ..metrics import tilt_range_profile
+
+    crop = volume[tuple(slice(max((n - edge) // 2, 0), max((n - edge) // 2, 0) + edge) for n in volume.shape)]
+    return list(tilt_range_profile(crop).tilt_range)
 
 
 def _hold_out(y, fraction: float, seed: int):
@@ -323,7 +339,7 @@ def main(args: argparse.Namespace) -> int:
     if args.tomogram:
         if args.stream:
             raise ValueError("--stream reads subtomogram files; with --tomogram the subtomograms are cut in memory")
-        y, y_val, voxel_size = _from_tomograms(files, args, fraction)
+        y, y_val, voxel_size, tilt_from_data = _from_tomograms(files, args, fraction)
         held_note = "the far end of each tomogram's longer in-plane axis, never seen in training"
         lazy, stream = None, False
     else:
@@ -383,6 +399,7 @@ def main(args: argparse.Namespace) -> int:
         "validation_fraction": fraction,
     }
     if args.tomogram:
+        record["tilt_range_from_data"] = tilt_from_data
         record["subtomograms_from_tomograms"] = {"box": args.box, "stride": args.stride or max(args.box // 2, 1),
                                                  "random_positions": args.n_subtomograms}
     method = build_method(record, box)
@@ -402,6 +419,12 @@ def main(args: argparse.Namespace) -> int:
         say(f"{args.method}: {shape[0]} subtomograms of {box}^3 voxels ({voxel_size:g} A), "
             f"tilt range {tilt[0]:g} to {tilt[1]:g} degrees, sigma {sigma:.4g} {sigma_source}, "
             f"on {describe_device(dist.device)} x {dist.world_size}")
+        if args.tomogram:
+            off = [(f, t) for f, t in zip(files, tilt_from_data) if max(abs(t[0] - tilt[0]), abs(t[1] - tilt[1])) > 3]
+            for f, t in off:
+                say(f"note: the Fourier power of {f.name} shows a measured region from {t[0]:g} to {t[1]:g} degrees, "
+                    f"not {tilt[0]:g} to {tilt[1]:g}; if the data are right, pass --tilt-range {t[0]:g} {t[1]:g} "
+                    "(cryolearn.metrics.tilt_range_profile)")
         if resumed_from:
             say(f"resuming {out} from step {resumed_from} of {steps}")
         record.update(cryolearn_version=__version__, torch_version=str(torch.__version__),

@@ -67,7 +67,8 @@ class Method:
         :class:`cryolearn.methods.MethodConfig`: ``base_channels``,
         ``batch_size`` (per process: under DistributedDataParallel the global
         batch is ``world_size * batch_size``), ``lr``, ``rotations``,
-        ``seed``; and each method's own).
+        ``seed``, ``masked_rotation`` (:meth:`masked_rotation_loss`); and
+        each method's own).
 
     Attributes
     ----------

@@ -292,7 +292,12 @@ def tilt_range_profile(
     (:func:`cryolearn.physics.missing_wedge_mask`); beyond, only noise that
     the reconstruction smeared, and leakage, remain. Useful when the
     ``.tlt`` file of a tomogram is lost: the measured edge can be given to
-    ``--tilt-range``.
+    ``--tilt-range`` (``cryolearn train --tomogram`` reads it off every
+    tomogram and says when it differs from the range given). It assumes
+    the specimen's power is roughly the same at all angles of the band: a
+    spectrum that falls steeply with ``|k_x|`` (a volume made of long
+    streaks along X) leaks through the window into the wedge and hides its
+    edges.
     """
     if x.ndim != 3:
         raise ValueError(f"x must be one tomogram (D, H, W), got shape {tuple(x.shape)}")

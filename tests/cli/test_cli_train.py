@@ -197,6 +197,27 @@ def test_train_on_whole_tomograms(tmp_path, run, tiny):
     assert rc == 2 and "box=64" in err
 
 
+def test_train_reads_the_tilt_range_off_each_tomogram_and_says_when_it_differs(tmp_path, run, tiny):
+    """A tomogram masked from -45 to +45 degrees, trained with --tilt-range -60 60: the record holds the range its
+    spectrum shows, and the output names the --tilt-range that fits it."""
+    from cryolearn.physics import apply_missing_wedge
+
+    shape = (24, 48, 48)
+    vol = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    write_mrc(tmp_path / "t.mrc", apply_missing_wedge(vol, missing_wedge_mask(shape, (-45, 45))), 10.0)
+    out = tmp_path / "m.pt"
+    rc, stdout, err = run("train", tmp_path / "t.mrc", "--tomogram", "--box", "16", *tiny, "--steps", "1",
+                          "--validation-fraction", "0", "--out", out)
+    assert rc == 0, err
+    lo, hi = yaml.safe_load(out.with_suffix(".yaml").read_text())["tilt_range_from_data"][0]
+    assert lo == pytest.approx(-45, abs=2) and hi == pytest.approx(45, abs=2)
+    assert f"pass --tilt-range {lo:g} {hi:g}" in stdout
+    rc, stdout, err = run("train", tmp_path / "t.mrc", "--tomogram", "--box", "16", *tiny, "--steps", "1",
+                          "--validation-fraction", "0", "--tilt-range", "-45", "45", "--out", tmp_path / "m2.pt")
+    assert rc == 0, err
+    assert "pass --tilt-range" not in stdout
+
+
 def test_validation_fraction_holds_out_subtomograms_and_scores_them(sim, tmp_path, run, tiny):
     """The held-out score in model.yaml is the rotation test of the saved model on the held-out boxes."""
     from cryolearn.cli.train import _hold_out
