@@ -17,6 +17,7 @@ from cryolearn.physics import missing_wedge_mask, simulate_observation
 N2D, N_OBS, STEPS = 16, 12, 3
 CASES = {
     "cryogen2": dict(name="cryogen2", potential=True),
+    "cryogen2-masked": dict(name="cryogen2", masked_rotation=2.0),
     "cryogen1": dict(name="cryogen1", e_steps=2),
     "cryogen1-gp": dict(name="cryogen1", loss="wgan-gp", e_steps=2),
     "cryowgen1": dict(name="cryowgen1", use_witness=True, n_train_samples=4),
