@@ -274,14 +274,14 @@ def _validate(method, y_val, held_note: str) -> dict[str, Any]:
 
     from ..metrics import rotation_validation_baselines, rotation_validation_error
 
-    from ..physics import cube_rotations, quarter_turns_xz
+    from ..physics import quarter_turns_xz, rotated_mask
 
     mask = method.mask.to(y_val.device)
     # The rotations of the test: those the model was trained with that move the wedge (all of the cube: the
-    # quarter turns about X and Z); a rotation that keeps both Y and X on their axes leaves the wedge in place.
-    mats = cube_rotations()
+    # quarter turns about X and Z).
     trained = method.config.rotations
-    rots = [] if trained is None else [r for r in trained if not (abs(mats[r][1, 1]) == 1 and abs(mats[r][2, 2]) == 1)]
+    rots = [] if trained is None else [r for r in trained
+                                       if not torch.equal(rotated_mask(mask, r, y_val.shape[-3:]), mask.bool())]
     rots = rots or quarter_turns_xz()
     with torch.no_grad():
         score = float(rotation_validation_error(lambda t: method.predict(t, batch_size=method.batch_size), y_val,

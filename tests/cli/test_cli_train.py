@@ -256,6 +256,16 @@ def test_coloured_noise_and_tilt_axis_rotations_are_recorded_and_used(sim, tmp_p
     assert rec["config"]["rotations"] == tilt_axis_rotations()
     method = Method.from_checkpoint(out)
     torch.testing.assert_close(method.noise_spectrum, expect.float(), rtol=1e-4, atol=1e-6)
+    # The held-out test turns by the model's rotations that move the wedge: a turn that keeps Y and X on their axes
+    # (up to sign) keeps it in place.
+    from cryolearn.physics import cube_rotations
+
+    rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--rotations", "tilt-axis", "--validation-fraction",
+                     "0.25", "--out", tmp_path / "v.pt")
+    assert rc == 0, err
+    mats = cube_rotations()
+    moving = [r for r in tilt_axis_rotations() if not (abs(mats[r][1, 1]) == 1 and abs(mats[r][2, 2]) == 1)]
+    assert yaml.safe_load((tmp_path / "v.yaml").read_text())["validation"]["rotations"] == moving and len(moving) == 4
     rc, _, err = run("train", sim / "obs", *tiny, "--steps", "1", "--rotations", "tilt-axis", "--set", "rotations=[0]",
                      "--out", tmp_path / "x.pt")
     assert rc == 2 and "not both" in err
