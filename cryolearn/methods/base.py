@@ -292,10 +292,10 @@ class Method:
         cache = getattr(self, "_regions_cache", None)
         if cache is None or cache[0] != key:
             shape = (self.mask.shape[0],) * self.ndim
-            missing = ~self.mask.to(y.device).bool()
+            mask = self.mask.to(y.device)
             regions, rots = [], []
             for r in self.rotations.tolist():  # at most 24 masks, computed once
-                region = rotated_mask(self.mask.to(y.device), r, shape) & missing
+                region = rotated_mask(mask, r, shape) & ~mask.bool()
                 if region.any():
                     regions.append(region)
                     rots.append(r)

@@ -165,12 +165,13 @@ def rotation_validation_error(
     if not torch.isfinite(y).all():
         raise ValueError("y contains NaN or Inf values")
     rots = list(quarter_turns_xz() if rotations is None else rotations)
+    mask = mask.to(y.device)
     w = hermitian_weights(tuple(y.shape[-3:]), None, y)
-    missing = (~mask.to(y.device)).to(y.dtype) * w
+    missing = (~mask).to(y.dtype) * w
     num = y.new_zeros(y.shape[0])
     den = y.new_zeros(y.shape[0])
     for r in rots:  # a handful of rotations; each restores the whole batch at once
-        region = missing * rotated_mask(mask.to(y.device), r, y.shape[-3:]).to(y.dtype)
+        region = missing * rotated_mask(mask, r, y.shape[-3:]).to(y.dtype)
         yr = rotate_cube(y, r)
         out = restore(apply_missing_wedge(yr, mask))
         F_out = torch.fft.rfftn(out, dim=(-3, -2, -1), norm="ortho")
